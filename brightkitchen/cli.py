@@ -1,0 +1,62 @@
+"""The one ``brightkitchen`` command; each part of the system contributes a sub-command group.
+
+Groups import their heavy dependencies (torch, onnxruntime, SQLAlchemy) inside the commands, so that
+``brightkitchen --help`` is fast and the edge box never imports training code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from brightkitchen import __version__
+from brightkitchen.demo import app as demo_app
+from brightkitchen.logs import setup_logging
+from dashboard.cli import app as dashboard_app
+from edge_agent.cli import app as edge_app
+from training.cli import app as train_app
+
+app = typer.Typer(
+    name="brightkitchen",
+    help=(
+        "Bright Kitchen: recognise cutting-board misuse and stacked food containers on kitchen cameras, "
+        "send alerts with evidence over MQTT, and review them on a central dashboard."
+    ),
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+app.add_typer(edge_app, name="edge")
+app.add_typer(dashboard_app, name="dashboard")
+app.add_typer(train_app, name="train")
+app.add_typer(demo_app, name="demo")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"brightkitchen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            envvar="BRIGHTKITCHEN_LOG_LEVEL",
+            help="DEBUG, INFO, WARNING or ERROR (default INFO).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    setup_logging(log_level)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,158 @@
+"""The edge box's YAML config: agent identity, broker, model, outbox, evidence, motion gate and cameras.
+
+Every field has a default or a description; ``brightkitchen.config.load_config`` turns validation errors
+into messages that name the file and the key. See ``configs/edge.yaml`` for a commented example.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from brightkitchen.config import load_config
+from brightkitchen.contract import ID_PATTERN, Severity
+
+_HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+DEFAULT_PALETTE: dict[str, list[str]] = {
+    "red": ["raw_meat"],
+    "blue": ["raw_seafood"],
+    "green": ["vegetable"],
+    "yellow": ["cooked_food"],
+    "white": [],
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentSection(_Strict):
+    id: str = Field(pattern=ID_PATTERN, description="this box's id, unique within the restaurant")
+    restaurant: str = Field(pattern=ID_PATTERN, description="restaurant id; also the MQTT username")
+
+
+class TlsSection(_Strict):
+    ca_file: Path | None = Field(None, description="CA bundle that signed the broker's certificate")
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = Field(False, description="skip hostname verification (testing only)")
+
+
+class MqttSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = Field(None, description="read the password from this file instead")
+    tls: TlsSection | None = None
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    stats_interval_s: float = Field(10.0, gt=0)
+    reconnect_min_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> MqttSection:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        return self
+
+
+class ModelSection(_Strict):
+    path: Path = Field(description="a model folder from models/ (model.onnx, labels.json, card)")
+    threads: int = Field(2, ge=1, le=64, description="ONNX Runtime intra-op threads")
+    confidence: float = Field(0.35, gt=0, lt=1)
+    iou: float = Field(0.5, gt=0, lt=1)
+
+
+class OutboxSection(_Strict):
+    path: Path = Path("var/outbox.sqlite")
+    max_bytes: int = Field(2 * 1024**3, gt=0, description="disk budget; see README for the eviction order")
+
+
+class EvidenceSection(_Strict):
+    clip_pre_s: float = Field(3.0, ge=0, le=30)
+    clip_post_s: float = Field(3.0, ge=0, le=30)
+    clip_fps: float = Field(5.0, gt=0, le=30)
+    jpeg_quality: int = Field(85, ge=30, le=100)
+
+
+class MotionSection(_Strict):
+    enabled: bool = True
+    pixel_threshold: int = Field(18, ge=1, le=255, description="grey-level change that counts as motion")
+    min_area_fraction: float = Field(0.002, gt=0, lt=1)
+    forced_interval_s: float = Field(2.0, gt=0, description="run the detector at least this often")
+
+
+class RuleConfig(BaseModel):
+    """One rule on one camera. Fields beyond the common ones are the rule type's own parameters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="rule type, e.g. board_misuse or stacked_containers")
+    name: str | None = Field(None, max_length=64)
+    roi: list[tuple[float, float]] | None = Field(
+        None, description="polygon in normalised frame coordinates (0..1); absent = whole frame"
+    )
+    min_duration_s: float = Field(3.0, gt=0, description="T: how long a violation lasts before an alarm")
+    realarm_s: float = Field(300.0, gt=0, description="re-alarm interval while it goes on")
+    severity: Severity = "medium"
+    active_hours: list[str] = Field(default_factory=list, description='e.g. ["06:00-14:00", "16:00-22:00"]')
+
+    @field_validator("roi")
+    @classmethod
+    def _roi(cls, roi: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        if roi is None:
+            return None
+        if len(roi) < 3:
+            raise ValueError("an ROI polygon needs at least 3 points")
+        if any(not (0 <= x <= 1 and 0 <= y <= 1) for x, y in roi):
+            raise ValueError("ROI points are normalised coordinates between 0 and 1")
+        return roi
+
+    @field_validator("active_hours")
+    @classmethod
+    def _hours(cls, spans: list[str]) -> list[str]:
+        for span in spans:
+            if not _HOURS_RE.match(span):
+                raise ValueError(f"active hours {span!r} should look like '06:00-22:00'")
+        return spans
+
+
+class CameraConfig(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    source: str = Field(description="video file path, rtsp:// or http(s):// URL, or usb:N")
+    fps: float = Field(5.0, gt=0, le=60, description="frames per second to process")
+    loop: bool = Field(False, description="video files only: start again at the end")
+    realtime: bool = Field(True, description="video files only: pace reading at the file's frame rate")
+    rules: list[RuleConfig] = Field(default_factory=list)
+
+
+class EdgeConfig(_Strict):
+    agent: AgentSection
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    model: ModelSection
+    outbox: OutboxSection = Field(default_factory=OutboxSection)
+    evidence: EvidenceSection = Field(default_factory=EvidenceSection)
+    motion: MotionSection = Field(default_factory=MotionSection)
+    palette: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_PALETTE.items()},
+        description="board colour → food categories allowed on it",
+    )
+    cameras: list[CameraConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> EdgeConfig:
+        seen: set[str] = set()
+        for cam in self.cameras:
+            if cam.id in seen:
+                raise ValueError(f"camera id {cam.id!r} is used twice")
+            seen.add(cam.id)
+        return self
+
+
+def load_edge_config(path: Path | str) -> EdgeConfig:
+    """Load and validate an edge config file; relative paths in it stay relative to the working directory."""
+    return load_config(path, EdgeConfig)
