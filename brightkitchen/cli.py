@@ -6,6 +6,8 @@ Groups import their heavy dependencies (torch, onnxruntime, SQLAlchemy) inside t
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -55,6 +57,32 @@ def _root(
     ] = False,
 ) -> None:
     setup_logging(log_level)
+
+
+@app.command("schema")
+def schema(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON Schema.")] = Path(
+        "docs/mqtt-schema.json"
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the file is not what would be written.")
+    ] = False,
+) -> None:
+    """Export the MQTT contract (brightkitchen/contract.py) as JSON Schema, or check the exported file."""
+    from brightkitchen.contract import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if check:
+        current = out.read_text(encoding="utf-8") if out.is_file() else None
+        if current != text:
+            why = "does not exist" if current is None else "differs from brightkitchen/contract.py"
+            typer.echo(f"{out} {why}; run `brightkitchen schema --out {out}` and commit it.", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{out} is up to date.")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}")
 
 
 def main() -> None:
