@@ -2,6 +2,109 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(help="Synthetic data, training, evaluation and ONNX export.", no_args_is_help=True)
+
+
+# --- training, export, evaluation -------------------------------------------------------------------------
+
+
+@app.command("fit")
+def fit_cmd(
+    data: Annotated[Path, typer.Option(help="YOLO dataset folder (with data.yaml) from `train synth` or an export.")],
+    out: Annotated[Path, typer.Option(help="Run folder: weights, train.log, results.png (curves), fit.json.")],
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    imgsz: Annotated[int, typer.Option(help="Square training size in pixels (multiple of 32).")] = 320,
+    batch: Annotated[int, typer.Option(min=1)] = 16,
+    weights: Annotated[Path | None, typer.Option(help="Start from these .pt weights instead of from scratch.")] = None,
+    arch: Annotated[str, typer.Option(help="Ultralytics model YAML for from-scratch training.")] = "yolo11n.yaml",
+    resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out from last.pt.")] = False,
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader processes.")] = 2,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (default: all cores).")] = None,
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="cpu, or a CUDA device index such as 0.")] = "cpu",
+) -> None:
+    """Train the detector with Ultralytics, fully offline, with progress, a log and training curves."""
+    from training.fit import FitOptions, fit
+
+    best = fit(FitOptions(data=data, out=out, epochs=epochs, imgsz=imgsz, batch=batch, weights=weights,
+                          arch=arch, resume=resume, workers=workers, threads=threads, seed=seed, device=device))
+    typer.echo(f"best weights: {best}\ncurves: {out / 'results.png'}\nlog: {out / 'train.log'}")
+
+
+@app.command("export")
+def export_cmd(
+    weights: Annotated[Path, typer.Option(help="Trained .pt weights (runs/<run>/weights/best.pt).")],
+    out: Annotated[Path, typer.Option(help="Model folder to create, e.g. models/bk-detector-1.0.0.")],
+    name: Annotated[str, typer.Option(help="Model name for the card.")] = "bk-detector",
+    version: Annotated[str, typer.Option(help="Model version for the card.")] = "0.0.0",
+    width: Annotated[int, typer.Option(help="Static ONNX input width (multiple of 32).")] = 320,
+    height: Annotated[int, typer.Option(help="Static ONNX input height (multiple of 32).")] = 192,
+) -> None:
+    """Export weights to ONNX (opset 18, static input, fp32) as a model folder with labels and a card."""
+    import json
+
+    from training.export import export_onnx, write_model_folder
+
+    if width % 32 or height % 32:
+        raise typer.BadParameter("width and height must be multiples of 32")
+    onnx_path = export_onnx(weights, width, height)
+    fit_json = weights.parent.parent / "fit.json"
+    training = {}
+    if fit_json.exists():
+        fit_info = json.loads(fit_json.read_text())
+        training = {**{k: fit_info["options"].get(k) for k in ("epochs", "imgsz", "batch", "arch", "weights")},
+                    "train_seconds": fit_info.get("train_seconds"), "machine": fit_info.get("machine")}
+        if "dataset" in fit_info:
+            ds = fit_info["dataset"]
+            training["dataset"] = {"count": ds.get("count"), "seeds": [ds.get("seed")],
+                                   "fingerprint": ds.get("fingerprint"), "generator": ds.get("generator_version")}
+    card = write_model_folder(onnx_path, out, name, version, width, height, training)
+    typer.echo(f"{out}: {card.size_bytes / 1e6:.1f} MB, sha256 {card.sha256[:16]}…, latency {card.latency_ms}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[Path, typer.Option(help="Model folder (models/<name>-<version>).")],
+    data: Annotated[Path, typer.Option(help="Held-out YOLO dataset rendered from a seed never used in training.")],
+    clips: Annotated[Path | None, typer.Option(help="Folder of clips with ground-truth JSON for event metrics.")] = None,
+    split: Annotated[str, typer.Option(help="Dataset split to use; 'all' for every image.")] = "all",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+    update_card: Annotated[bool, typer.Option(help="Store the metrics in the model's card.")] = False,
+    threads: Annotated[int, typer.Option(min=1)] = 2,
+) -> None:
+    """mAP50 / mAP50-95 per class through ONNX Runtime, plus event precision/recall/latency on clips."""
+    import json
+
+    from edge_agent.detector import Detector
+    from training.evaluate import data_seed, dataset_images, evaluate_detections, format_table, training_seeds
+
+    seed = data_seed(data)
+    if seed is not None and seed in training_seeds(model):
+        raise typer.BadParameter(f"{data} was rendered with seed {seed}, which {model} was trained on",
+                                 param_hint="--data")
+    images = dataset_images(data, split)
+    if not images:
+        raise typer.BadParameter(f"no images under {data}/images", param_hint="--data")
+    rows = evaluate_detections(Detector.load(model, threads=threads), images)
+    typer.echo(format_table(rows))
+    result: dict = {"model": str(model), "data": str(data), "data_seed": seed, "images": len(images),
+                    "per_class": [r.__dict__ for r in rows]}
+    if clips is not None:
+        from training.event_eval import evaluate_clips, format_event_summary
+
+        result["events"] = evaluate_clips(model, clips)
+        typer.echo(format_event_summary(result["events"]))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    if update_card:
+        from brightkitchen.model_card import ModelCard
+        from training.export import write_card
+
+        card = ModelCard.read(model)
+        card.metrics = {k: v for k, v in result.items() if k not in ("model", "data")}
+        write_card(model, card)

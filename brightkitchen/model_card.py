@@ -1,0 +1,69 @@
+"""A model folder in ``models/``: what it must contain and the card that describes it.
+
+Layout of ``models/<name>-<version>/`` (shared by training, which writes it, the edge, which loads it,
+and the dashboard's registry, which lists and serves it)::
+
+    model.onnx     the detector, static input size
+    labels.json    [{"id": 0, "name": "board_red", "kind": "board", "attribute": "red"}, ...]
+    card.json      ModelCard below (machine-readable)
+    README.md      the same card for people, with metrics tables and training curves
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MODEL_FILE = "model.onnx"
+LABELS_FILE = "labels.json"
+CARD_FILE = "card.json"
+
+
+class LabelInfo(BaseModel):
+    """One class of the detector and what it means to the rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: int = Field(ge=0)
+    name: str
+    kind: Literal["board", "food", "container", "other"]
+    attribute: str | None = None
+
+
+class ModelCard(BaseModel):
+    """Everything a reviewer needs to judge a model, and what the edge checks before loading it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    version: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of model.onnx")
+    input_width: int = Field(gt=0)
+    input_height: int = Field(gt=0)
+    opset: int | None = None
+    size_bytes: int | None = None
+    classes: list[str]
+    created_at: str
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    @classmethod
+    def read(cls, model_dir: Path) -> ModelCard:
+        return cls.model_validate_json((Path(model_dir) / CARD_FILE).read_text())
+
+
+def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()

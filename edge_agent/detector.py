@@ -1,0 +1,164 @@
+"""The detector: a YOLO model from a ``models/`` folder run by ONNX Runtime on the CPU.
+
+Pre- and post-processing match Ultralytics' own (letterbox with grey 114 padding, class-offset NMS), so
+the edge's boxes equal those of ``YOLO(...).predict`` on the same image (tests/training/test_export.py).
+The result is a ``supervision.Detections`` in frame pixels, with ``data["class_name"]``.
+
+Example::
+
+    det = Detector.load(Path("models/bk-detector-1.0.0"), threads=2)
+    dets = det.detect(frame_bgr)            # supervision.Detections
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import supervision as sv
+
+from brightkitchen.model_card import CARD_FILE, LABELS_FILE, MODEL_FILE, LabelInfo, ModelCard, file_sha256
+
+log = logging.getLogger(__name__)
+PAD_VALUE = 114
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder that cannot be used (missing file, wrong hash, unreadable ONNX)."""
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was fitted into the network input: scale, then padding on the left and top."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+
+
+def letterbox(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio and pad to ``width``x``height``, as Ultralytics' LetterBox does."""
+    h, w = frame.shape[:2]
+    scale = min(height / h, width / w)
+    new_w, new_h = round(w * scale), round(h * scale)
+    if (new_w, new_h) != (w, h):
+        frame = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    dw, dh = (width - new_w) / 2, (height - new_h) / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    padded = cv2.copyMakeBorder(frame, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return padded, Letterbox(scale, left, top)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression; returns kept indices in descending score order."""
+    order = scores.argsort()[::-1]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    while order.size:
+        i = order[0]
+        keep.append(int(i))
+        rest = order[1:]
+        xx1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+        iou = inter / (areas[i] + areas[rest] - inter + 1e-9)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+class Detector:
+    """One ONNX Runtime session for a model folder; safe to share between camera threads."""
+
+    def __init__(self, folder: Path, session: ort.InferenceSession, card: ModelCard, labels: list[LabelInfo]):
+        self.folder = folder
+        self.session = session
+        self.card = card
+        self.labels = labels
+        self.class_names = np.array([label.name for label in labels])
+        self._input_name = session.get_inputs()[0].name
+        _, _, self.input_height, self.input_width = session.get_inputs()[0].shape
+
+    @classmethod
+    def load(cls, folder: Path, threads: int = 2, expected_sha256: str | None = None) -> Detector:
+        """Load a model folder, checking that model.onnx has the sha256 of its card (and of the caller)."""
+        folder = Path(folder)
+        try:
+            card = ModelCard.model_validate_json((folder / CARD_FILE).read_text())
+            labels = [LabelInfo.model_validate(x) for x in json.loads((folder / LABELS_FILE).read_text())]
+            digest = file_sha256(folder / MODEL_FILE)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"model folder {folder}: {exc}") from exc
+        for want in filter(None, (card.sha256, expected_sha256)):
+            if digest != want:
+                raise ModelLoadError(f"model folder {folder}: model.onnx sha256 {digest[:12]}… != {want[:12]}…")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            session = ort.InferenceSession(str(folder / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelLoadError(f"model folder {folder}: ONNX Runtime cannot load model.onnx: {exc}") from exc
+        if [x.name for x in labels] != card.classes:
+            raise ModelLoadError(f"model folder {folder}: labels.json and card.json list different classes")
+        log.info("loaded model %s (%dx%d, %d classes, %d threads)", card.ref, card.input_width,
+                 card.input_height, len(labels), threads)
+        return cls(folder, session, card, labels)
+
+    def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """BGR frame → 1x3xHxW float32 RGB tensor in 0..1, and how it was letterboxed."""
+        img, box = letterbox(frame, self.input_width, self.input_height)
+        tensor = cv2.dnn.blobFromImage(img, 1 / 255.0, swapRB=True)
+        return tensor, box
+
+    def detect(
+        self, frame: np.ndarray, confidence: float = 0.25, iou: float = 0.7, max_det: int = 300
+    ) -> sv.Detections:
+        """Run the model on one BGR frame; boxes in the frame's pixel coordinates."""
+        tensor, box = self.preprocess(frame)
+        t0 = time.perf_counter()
+        (raw,) = self.session.run(None, {self._input_name: tensor})
+        self.last_inference_ms = (time.perf_counter() - t0) * 1000
+        return self.postprocess(raw, box, frame.shape[:2], confidence, iou, max_det)
+
+    def postprocess(
+        self,
+        raw: np.ndarray,
+        box: Letterbox,
+        frame_hw: tuple[int, int],
+        confidence: float,
+        iou: float,
+        max_det: int,
+    ) -> sv.Detections:
+        """Decode the (1, 4+classes, anchors) output: best class per anchor, threshold, class-wise NMS."""
+        pred = raw[0].T  # anchors x (4 + classes)
+        scores_all = pred[:, 4:]
+        class_id = scores_all.argmax(axis=1)
+        scores = scores_all[np.arange(len(pred)), class_id]
+        mask = scores > confidence
+        if not mask.any():
+            return sv.Detections.empty()
+        pred, class_id, scores = pred[mask], class_id[mask], scores[mask]
+        cx, cy, w, h = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
+        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        offset = class_id[:, None].astype(np.float32) * 7680.0  # Ultralytics' max_wh: NMS per class
+        keep = nms(xyxy + offset, scores, iou)[:max_det]
+        xyxy, scores, class_id = xyxy[keep], scores[keep], class_id[keep]
+        xyxy = (xyxy - np.array([box.pad_x, box.pad_y, box.pad_x, box.pad_y])) / box.scale
+        height, width = frame_hw
+        xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
+        return sv.Detections(
+            xyxy=xyxy,
+            confidence=scores.astype(np.float32),
+            class_id=class_id.astype(int),
+            data={"class_name": self.class_names[class_id]},
+        )

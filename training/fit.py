@@ -1,0 +1,121 @@
+"""Train the detector with Ultralytics, offline, from scratch or from given weights, resumable.
+
+Writes into ``out``: Ultralytics' run (``weights/best.pt``, ``last.pt``, ``results.csv``, ``results.png`` —
+the training curves), ``train.log`` (everything Ultralytics printed) and ``fit.json`` (what was trained on,
+how long it took, on which machine).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from training import offline
+
+log = logging.getLogger(__name__)
+# A narrow from-scratch architecture: Ultralytics' YOLO11n layout scaled for 10 simple classes.
+DEFAULT_ARCH = "yolo11n.yaml"
+
+
+@dataclass
+class FitOptions:
+    data: Path
+    out: Path
+    epochs: int = 30
+    imgsz: int = 320
+    batch: int = 16
+    weights: Path | None = None  # start from these .pt weights instead of from scratch
+    arch: str = DEFAULT_ARCH
+    workers: int = 2
+    threads: int | None = None
+    patience: int = 50
+    seed: int = 0
+    cache: bool = True
+    resume: bool = False
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)  # any other Ultralytics train argument
+
+
+def machine_description(device: str = "cpu") -> str:
+    """Where a model was trained, for its card."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{os.cpu_count()} cores, {cpu}"
+    if device != "cpu":
+        import torch
+
+        text += f"; GPU {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def fit(opts: FitOptions) -> Path:
+    """Run training; returns the path of ``best.pt``."""
+    offline.prepare(threads=opts.threads)
+    from ultralytics import YOLO
+    from ultralytics.utils import LOGGER
+
+    opts.out = opts.out.resolve()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(opts.out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    LOGGER.addHandler(handler)
+    last = opts.out / "weights" / "last.pt"
+    started = time.time()
+    try:
+        if opts.resume:
+            if not last.exists():
+                raise FileNotFoundError(f"nothing to resume: {last} does not exist")
+            log.info("resuming %s", last)
+            YOLO(str(last)).train(resume=True)
+        else:
+            model = YOLO(str(opts.weights) if opts.weights else opts.arch)
+            model.train(
+                data=str(Path(opts.data).resolve() / "data.yaml")
+                if Path(opts.data).is_dir()
+                else str(opts.data),
+                epochs=opts.epochs,
+                imgsz=opts.imgsz,
+                batch=opts.batch,
+                workers=opts.workers,
+                device=opts.device,
+                project=str(opts.out.parent),
+                name=opts.out.name,
+                exist_ok=True,
+                pretrained=bool(opts.weights),
+                patience=opts.patience,
+                seed=opts.seed,
+                deterministic=False,
+                cache="ram" if opts.cache else False,
+                plots=True,
+                amp=opts.device != "cpu",
+                verbose=True,
+                **opts.extra,
+            )
+    finally:
+        LOGGER.removeHandler(handler)
+        handler.close()
+    seconds = time.time() - started
+    summary = {
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "train_seconds": round(seconds, 1),
+        "machine": machine_description(opts.device),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    manifest = Path(opts.data) / "manifest.json"
+    if manifest.exists():
+        summary["dataset"] = json.loads(manifest.read_text())
+    (opts.out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
+    best = opts.out / "weights" / "best.pt"
+    log.info("training finished in %.0f s; best weights %s; curves %s", seconds, best, opts.out / "results.png")
+    return best
