@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -143,14 +142,16 @@ class EdgeConfig(_Strict):
     )
     cameras: list[CameraConfig] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_cameras(self) -> EdgeConfig:
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        # A field validator, so that the error names `cameras` rather than the top level.
         seen: set[str] = set()
-        for cam in self.cameras:
+        for cam in cameras:
             if cam.id in seen:
                 raise ValueError(f"camera id {cam.id!r} is used twice")
             seen.add(cam.id)
-        return self
+        return cameras
 
 
 def load_edge_config(path: Path | str) -> EdgeConfig:
