@@ -56,7 +56,10 @@ def _root(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    setup_logging(log_level)
+    try:
+        setup_logging(log_level)
+    except ValueError as exc:  # a bad --log-level or BRIGHTKITCHEN_LOG_LEVEL: a usage error, not a traceback
+        raise typer.BadParameter(str(exc), param_hint="--log-level / BRIGHTKITCHEN_LOG_LEVEL") from None
 
 
 @app.command("schema")
