@@ -38,6 +38,7 @@ from pydantic import (
     PlainSerializer,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -73,6 +74,7 @@ UtcTime = Annotated[
     AwareDatetime,
     AfterValidator(_to_utc),
     PlainSerializer(lambda t: t.isoformat(timespec="milliseconds").replace("+00:00", "Z"), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 """A timezone-aware timestamp, stored in UTC and sent as ``2026-11-29T08:22:04.123Z``."""
 
@@ -90,7 +92,7 @@ def utc_now() -> datetime:
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
     v: Literal[1] = Field(CONTRACT_VERSION, description="contract version; also the topic's v1 segment")
 
@@ -374,7 +376,7 @@ def parse_topic(topic: str) -> Topic:
     m = _TOPIC_RE.match(topic)
     if not m:
         raise ContractError("bad_topic", f"topic {topic!r} does not follow bk/v1/<restaurant>/...")
-    if int(m["v"]) != CONTRACT_VERSION:
+    if m["v"] != str(CONTRACT_VERSION):
         raise ContractError("unsupported_version", f"topic version v{m['v']}, this side speaks v1")
     kind, owner = m["kind"], m["owner"]
     if kind not in _TOPICS or _TOPICS[kind][1] != owner:
@@ -407,7 +409,7 @@ def decode(topic: str, payload: bytes) -> Message:
         raise ContractError("bad_json", str(exc)) from None
     if not isinstance(raw, dict):
         raise ContractError("bad_json", "payload is not a JSON object")
-    if raw.get("v") != CONTRACT_VERSION:
+    if type(raw.get("v")) is not int or raw["v"] != CONTRACT_VERSION:
         raise ContractError("unsupported_version", f"payload v={raw.get('v')!r}, this side speaks v1")
     try:
         msg = model.model_validate(raw)
