@@ -92,7 +92,7 @@ def utc_now() -> datetime:
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = Field(CONTRACT_VERSION, description="contract version; also the topic's v1 segment")
 
@@ -434,6 +434,10 @@ def json_schema() -> dict[str, Any]:
         Annotated[Message, Field(discriminator="type")]
     )
     schema = adapter.json_schema(mode="serialization", ref_template="#/$defs/{model}")
+    for name in ("EventMessage", "MediaMessage", "AvailabilityMessage", "StatsMessage", "CommandMessage",
+                 "ReplyMessage"):  # decode() insists on both, though the models have defaults for them
+        required = schema["$defs"][name].setdefault("required", [])
+        required[:0] = [k for k in ("v", "type") if k not in required]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://bright-kitchen.invalid/schema/mqtt-v{CONTRACT_VERSION}.json"
     schema["title"] = f"Bright Kitchen MQTT contract v{CONTRACT_VERSION}"
