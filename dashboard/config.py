@@ -1,0 +1,126 @@
+"""The dashboard's config file (``configs/dashboard.yaml``), validated with errors that name the key.
+
+Relative paths are taken relative to the working directory the command runs in.
+
+Example::
+
+    cfg = load_dashboard_config("configs/dashboard.yaml")
+    cfg.database_url          # 'sqlite:///var/dashboard/dashboard.db'
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from brightkitchen.config import load_config
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsSection(_Strict):
+    ca_file: Path | None = Field(None, description="CA bundle that signed the broker's certificate")
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = Field(False, description="skip hostname verification (testing only)")
+
+
+class MqttSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = Field(None, description="the dashboard's broker login (reads bk/v1/#)")
+    password: str | None = None
+    password_file: Path | None = Field(None, description="read the password from this file instead")
+    tls: TlsSection | None = None
+    client_id: str = Field(
+        "bk-dashboard-ingest-1",
+        max_length=64,
+        description="stable per worker process: the broker keeps its session (and queued messages) by it",
+    )
+    share_group: str | None = Field(
+        "dashboard", pattern=r"^[A-Za-z0-9_-]+$", description="shared-subscription group; null = no sharing"
+    )
+    session_expiry_s: int = Field(7 * 24 * 3600, ge=0, description="how long the broker keeps the session")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> MqttSection:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        return self
+
+    def resolved_password(self) -> str | None:
+        """The password, read from ``password_file`` where that is given."""
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return self.password
+
+
+class S3Section(_Strict):
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = Field("", description="key prefix inside the bucket, e.g. 'media/'")
+    endpoint_url: str | None = Field(None, description="for MinIO, Ceph, moto; omit for AWS")
+    region: str | None = None
+    access_key_id: str | None = Field(None, description="omit to use boto3's usual credential chain")
+    secret_access_key: str | None = None
+
+
+class MediaSection(_Strict):
+    backend: Literal["filesystem", "s3"] = "filesystem"
+    path: Path = Field(Path("var/dashboard/media"), description="filesystem backend: root folder")
+    s3: S3Section | None = None
+    max_upload_bytes: int = Field(8 * 1024 * 1024, gt=0, description="largest rectification photo accepted")
+
+    @model_validator(mode="after")
+    def _s3_needs_section(self) -> MediaSection:
+        if self.backend == "s3" and self.s3 is None:
+            raise ValueError("backend 's3' needs an 's3:' section with at least 'bucket'")
+        return self
+
+
+class HttpSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    secure_cookies: bool = Field(True, description="send the session cookie over HTTPS only")
+    session_max_age_s: int = Field(12 * 3600, gt=0)
+    login_max_failures: int = Field(5, ge=1, description="failed logins per user and address per window")
+    login_window_s: int = Field(300, ge=1)
+    sse_poll_s: float = Field(1.0, gt=0, description="how often the live queue looks for new alerts")
+
+
+class DashboardConfig(_Strict):
+    database_url: str = Field(
+        "sqlite:///var/dashboard/dashboard.db",
+        description="SQLAlchemy URL; postgresql+psycopg://user@host/db for PostgreSQL",
+    )
+    database_schema: str | None = Field(
+        None, pattern=r"^[a-z_][a-z0-9_]*$", description="PostgreSQL schema to use (search_path)"
+    )
+    auto_migrate: bool = Field(True, description="upgrade the database to the newest schema at start")
+    secret_key_file: Path = Field(
+        Path("var/dashboard/secret_key"), description="signs session cookies; created (0600) if missing"
+    )
+    mqtt: MqttSection = MqttSection()
+    media: MediaSection = MediaSection()
+    http: HttpSection = HttpSection()
+
+    def secret_key(self) -> str:
+        """The cookie-signing key, generated on first use."""
+        path = self.secret_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text(encoding="utf-8").strip()
+
+
+def load_dashboard_config(path: Path | str) -> DashboardConfig:
+    """Read and validate a dashboard config file (``ConfigError`` names the file and key)."""
+    return load_config(path, DashboardConfig)

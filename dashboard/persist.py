@@ -1,0 +1,254 @@
+"""Turn one received MQTT message into database rows and stored media — or a dead letter with its reason.
+
+This is the ingest's logic without the network: ``Persister.handle(topic, payload)`` is what the MQTT
+worker calls for every message, and what tests and benchmarks can call directly.
+Database errors (a lost connection) propagate, so the worker can leave the message unacknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from brightkitchen.contract import (
+    AvailabilityMessage,
+    ContractError,
+    EventMessage,
+    MediaMessage,
+    ReplyMessage,
+    StatsMessage,
+    decode,
+)
+from dashboard.media import EXTENSIONS, MediaStore
+from dashboard.models import Agent, AgentReply, Camera, DeadLetter, Event, Media, Restaurant, now_utc
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_HEAD_BYTES = 4096
+Outcome = Literal["stored", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    reason: str = ""
+
+
+class Rejected(Exception):
+    """A well-formed message the dashboard still refuses (unknown restaurant or camera, id clash)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def new_media_id() -> str:
+    """An unguessable id for a media file (128 random bits)."""
+    return secrets.token_urlsafe(16)
+
+
+class Persister:
+    """Validates messages with the contract and writes them; one instance per worker."""
+
+    def __init__(self, sessions: sessionmaker[Session], store: MediaStore) -> None:
+        self.sessions = sessions
+        self.store = store
+
+    def handle(self, topic: str, payload: bytes) -> Result:
+        """Store one message; never raises for a bad message, only for database trouble."""
+        try:
+            msg = decode(topic, payload)
+        except ContractError as exc:
+            return self.reject(topic, payload, exc.reason, exc.detail)
+        for attempt in (1, 2):
+            try:
+                with self.sessions.begin() as session:
+                    return self._apply(session, msg)
+            except Rejected as exc:
+                return self.reject(topic, payload, exc.reason, exc.detail)
+            except IntegrityError:
+                # Another worker inserted the same agent/media row at the same moment: retry once.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def reject(self, topic: str, payload: bytes, reason: str, detail: str) -> Result:
+        """Record a refused message in the dead-letter table."""
+        log.warning("rejected message on %s: %s: %s", topic, reason, detail[:300])
+        with self.sessions.begin() as session:
+            session.add(
+                DeadLetter(
+                    topic=topic[:300],
+                    reason=reason,
+                    detail=detail[:4000],
+                    payload_size=len(payload),
+                    payload_head=payload[:DEAD_LETTER_HEAD_BYTES],
+                )
+            )
+        return Result("rejected", reason)
+
+    def _apply(self, session: Session, msg: Any) -> Result:
+        if session.get(Restaurant, msg.restaurant) is None:
+            raise Rejected("unknown_restaurant", f"restaurant {msg.restaurant!r} is not registered")
+        if isinstance(msg, EventMessage):
+            return self._event(session, msg)
+        if isinstance(msg, MediaMessage):
+            return self._media(session, msg)
+        if isinstance(msg, AvailabilityMessage):
+            return self._availability(session, msg)
+        if isinstance(msg, StatsMessage):
+            return self._stats(session, msg)
+        if isinstance(msg, ReplyMessage):
+            session.add(
+                AgentReply(
+                    command_id=msg.command_id,
+                    restaurant_id=msg.restaurant,
+                    agent_id=msg.agent,
+                    ok=msg.ok,
+                    message=msg.message,
+                    at=msg.at,
+                )
+            )
+            return Result("stored")
+        raise Rejected("unexpected_type", f"{msg.type} messages are not for the dashboard")
+
+    @staticmethod
+    def _camera(session: Session, restaurant: str, camera: str) -> Camera:
+        cam = session.scalar(
+            select(Camera).where(Camera.restaurant_id == restaurant, Camera.camera_id == camera)
+        )
+        if cam is None:
+            raise Rejected(
+                "unknown_camera", f"camera {camera!r} is not registered for restaurant {restaurant!r}"
+            )
+        return cam
+
+    def _event(self, session: Session, msg: EventMessage) -> Result:
+        cam = self._camera(session, msg.restaurant, msg.camera)
+        existing = session.get(Event, msg.event_id)
+        if existing is not None and (existing.restaurant_id, existing.camera_pk) != (msg.restaurant, cam.id):
+            raise Rejected("event_conflict", f"event {msg.event_id} belongs to another restaurant or camera")
+        if existing is not None and existing.seq >= msg.seq:
+            return Result("duplicate")
+        now = now_utc()
+        values = {
+            "restaurant_id": msg.restaurant,
+            "camera_pk": cam.id,
+            "agent_id": msg.agent,
+            "seq": msg.seq,
+            "phase": msg.phase,
+            "rule": msg.rule,
+            "rule_name": msg.rule_name,
+            "severity": msg.severity,
+            "started_at": msg.started_at,
+            "ended_at": msg.ended_at,
+            "sent_at": msg.sent_at,
+            "score": msg.score,
+            "detections": [d.model_dump(mode="json") for d in msg.detections],
+            "details": dict(msg.details),
+            "frame_width": msg.frame.width,
+            "frame_height": msg.frame.height,
+            "model_name": msg.model.name,
+            "model_version": msg.model.version,
+            "media_refs": [m.model_dump(mode="json") for m in msg.media],
+            "updated_at": now,
+        }
+        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(Event).values(id=msg.event_id, received_at=now, **values)
+        table = Event.__table__
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={k: stmt.excluded[k] for k in values},
+            where=(table.c.seq < stmt.excluded.seq) & (table.c.restaurant_id == stmt.excluded.restaurant_id),
+        )
+        session.execute(stmt)
+        return Result("stored")
+
+    def _media(self, session: Session, msg: MediaMessage) -> Result:
+        self._camera(session, msg.restaurant, msg.camera)
+        event = session.get(Event, msg.event_id)
+        if event is not None and event.restaurant_id != msg.restaurant:
+            raise Rejected("event_conflict", f"event {msg.event_id} belongs to another restaurant")
+        found = session.scalar(
+            select(Media.id).where(Media.event_id == msg.event_id, Media.sha256 == msg.sha256)
+        )
+        if found is not None:
+            return Result("duplicate")
+        key = f"{msg.restaurant}/{msg.event_id}/{msg.kind}-{msg.sha256[:16]}.{EXTENSIONS[msg.content_type]}"
+        blob = msg.blob()
+        self.store.put(key, blob, msg.content_type)
+        session.add(
+            Media(
+                id=new_media_id(),
+                event_id=msg.event_id,
+                restaurant_id=msg.restaurant,
+                kind=msg.kind,
+                content_type=msg.content_type,
+                sha256=msg.sha256,
+                size_bytes=len(blob),
+                storage_key=key,
+                captured_at=msg.captured_at,
+            )
+        )
+        return Result("stored")
+
+    @staticmethod
+    def _agent(session: Session, restaurant: str, agent_id: str) -> Agent:
+        agent = session.scalar(
+            select(Agent).where(Agent.restaurant_id == restaurant, Agent.agent_id == agent_id)
+        )
+        if agent is None:
+            agent = Agent(restaurant_id=restaurant, agent_id=agent_id)
+            session.add(agent)
+            session.flush()
+        return agent
+
+    def _availability(self, session: Session, msg: AvailabilityMessage) -> Result:
+        agent = self._agent(session, msg.restaurant, msg.agent)
+        at: datetime = msg.at or now_utc()
+        if agent.status_at is not None and msg.at is not None and msg.at < agent.status_at:
+            return Result("duplicate")  # an older retained message
+        agent.status, agent.status_at = msg.status, at
+        if msg.status == "online":
+            agent.last_seen_at = now_utc()
+        if msg.software_version:
+            agent.software_version = msg.software_version
+        if msg.model:
+            agent.model_name, agent.model_version = msg.model.name, msg.model.version
+        if msg.status == "offline":
+            for cam in session.scalars(
+                select(Camera).where(Camera.restaurant_id == msg.restaurant, Camera.agent_id == msg.agent)
+            ):
+                cam.online = False
+        return Result("stored")
+
+    def _stats(self, session: Session, msg: StatsMessage) -> Result:
+        agent = self._agent(session, msg.restaurant, msg.agent)
+        agent.last_seen_at = now_utc()
+        agent.outbox_depth, agent.outbox_bytes = msg.outbox_depth, msg.outbox_bytes
+        if msg.model:
+            agent.model_name, agent.model_version = msg.model.name, msg.model.version
+        if agent.status != "online":
+            agent.status, agent.status_at = "online", msg.at
+        cams = {
+            c.camera_id: c
+            for c in session.scalars(select(Camera).where(Camera.restaurant_id == msg.restaurant))
+        }
+        for stats in msg.cameras:
+            cam = cams.get(stats.camera)
+            if cam is None:
+                log.info("stats for unregistered camera %s/%s ignored", msg.restaurant, stats.camera)
+                continue
+            cam.agent_id = msg.agent
+            cam.online, cam.fps, cam.inference_ms = stats.online, stats.fps, stats.inference_ms
+            cam.frames_processed, cam.frames_skipped = stats.frames_processed, stats.frames_skipped
+            cam.last_frame_at, cam.error, cam.last_stats_at = stats.last_frame_at, stats.error, msg.at
+        return Result("stored")

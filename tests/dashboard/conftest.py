@@ -1,0 +1,309 @@
+"""Shared fixtures for the dashboard: a real Mosquitto on a free port, SQLite and PostgreSQL databases,
+message builders and a polling helper."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from brightkitchen.contract import EventMessage, MediaMessage, utc_now
+from dashboard import admin
+from dashboard.config import DashboardConfig
+from dashboard.db import open_database
+from dashboard.media import FilesystemStore
+from dashboard.persist import Persister
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+PG_ADMIN_URL = "postgresql+psycopg://{user}@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.05) -> Any:
+    """Poll ``check`` until it returns something truthy; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s (last value {value!r})")
+        time.sleep(interval_s)
+
+
+@dataclass
+class Broker:
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def start_mosquitto(folder: Path, extra: str = "") -> Broker:
+    """Mosquitto on a free port, with queues big enough not to drop messages for a slow subscriber."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = folder / "mosquitto.log"
+    conf = folder / "mosquitto.conf"
+    anonymous = "" if "allow_anonymous" in extra else "allow_anonymous true\n"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n{anonymous}user root\npersistence false\n"
+        "max_queued_messages 100000\nmax_inflight_messages 1000\n"
+        f"log_dest file {log}\nlog_type error\nlog_type warning\nlog_type notice\n{extra}"
+    )
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return Broker(port, proc, log)
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(
+                    f"mosquitto did not start: {err} {log.read_text() if log.exists() else ''}"
+                ) from None
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = start_mosquitto(tmp_path / "broker")
+    yield b
+    b.stop()
+
+
+def _pg_url() -> str | None:
+    for user in ("postgres", "root"):
+        url = PG_ADMIN_URL.format(user=user)
+        try:
+            with create_engine(url).connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return url
+        except Exception:
+            continue
+    return None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DashboardConfig]:
+    """A dashboard config on a fresh database: SQLite in tmp_path, or a unique PostgreSQL schema."""
+    base = {
+        "secret_key_file": str(tmp_path / "secret_key"),
+        "media": {"backend": "filesystem", "path": str(tmp_path / "media")},
+        "http": {"secure_cookies": True},
+    }
+    if request.param == "sqlite":
+        yield DashboardConfig.model_validate({**base, "database_url": f"sqlite:///{tmp_path}/dash.db"})
+        return
+    url = _pg_url()
+    if url is None:
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is not reachable")
+    schema = f"bk_test_{uuid.uuid4().hex[:12]}"
+    yield DashboardConfig.model_validate({**base, "database_url": url, "database_schema": schema})
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(db_config: DashboardConfig) -> Iterator[sessionmaker[Session]]:
+    engine, factory = open_database(db_config)
+    yield factory
+    engine.dispose()
+
+
+@pytest.fixture
+def persister(sessions: sessionmaker[Session], db_config: DashboardConfig) -> Persister:
+    return Persister(sessions, FilesystemStore(db_config.media.path))
+
+
+@pytest.fixture
+def tenants(sessions: sessionmaker[Session]) -> dict[str, Any]:
+    """Restaurants r-a (North) and r-b (South), a camera each, a user per role; password secret-pw."""
+    with sessions.begin() as s:
+        admin.create_restaurant(s, "r-a", "Restaurant A", "North")
+        admin.create_restaurant(s, "r-b", "Restaurant B", "South")
+        admin.create_camera(s, "r-a", "cam-1")
+        admin.create_camera(s, "r-b", "cam-1")
+        admin.create_user(s, "admin", "secret-pw", "admin")
+        admin.create_user(s, "insp-north", "secret-pw", "inspector", districts=["North"])
+        admin.create_user(s, "rest-a", "secret-pw", "restaurant", restaurant_id="r-a")
+        admin.create_user(s, "rest-b", "secret-pw", "restaurant", restaurant_id="r-b")
+        admin.create_user(s, "ml", "secret-pw", "ml")
+    return {"password": "secret-pw"}
+
+
+JPEG_BYTES = b"\xff\xd8\xff\xe0" + b"fake-jpeg-body" * 100 + b"\xff\xd9"
+
+
+def event_msg(
+    restaurant: str = "r-a",
+    camera: str = "cam-1",
+    event_id: uuid.UUID | None = None,
+    seq: int = 0,
+    phase: str = "new",
+    snapshot: bytes | None = JPEG_BYTES,
+    **extra: Any,
+) -> EventMessage:
+    """A valid event; with ``snapshot`` it announces that JPEG as its snapshot."""
+    now = utc_now()
+    media = []
+    if snapshot is not None:
+        media = [
+            {
+                "kind": "snapshot",
+                "content_type": "image/jpeg",
+                "sha256": hashlib.sha256(snapshot).hexdigest(),
+                "size_bytes": len(snapshot),
+            }
+        ]
+    fields: dict[str, Any] = {
+        "event_id": event_id or uuid.uuid4(),
+        "seq": seq,
+        "phase": phase,
+        "restaurant": restaurant,
+        "camera": camera,
+        "agent": "box-1",
+        "rule": "board_misuse",
+        "severity": "high",
+        "started_at": now - timedelta(seconds=10),
+        "sent_at": now,
+        "score": 0.87,
+        "detections": [
+            {"label": "raw_meat", "score": 0.87, "box": {"x1": 0.1, "y1": 0.2, "x2": 0.4, "y2": 0.5}},
+            {"label": "board_green", "score": 0.9, "box": {"x1": 0.05, "y1": 0.1, "x2": 0.6, "y2": 0.7}},
+        ],
+        "details": {"board_colour": "green", "food": "raw_meat"},
+        "frame": {"width": 1280, "height": 720},
+        "model": {"name": "bk-detector", "version": "1.0.0"},
+        "media": media,
+    }
+    if phase == "end":
+        fields["ended_at"] = now
+    fields.update(extra)
+    return EventMessage.model_validate(fields)
+
+
+def media_msg(
+    event: EventMessage, blob: bytes = JPEG_BYTES, kind: str = "snapshot", content_type: str = "image/jpeg"
+) -> MediaMessage:
+    return MediaMessage.from_bytes(
+        blob,
+        event_id=event.event_id,
+        restaurant=event.restaurant,
+        camera=event.camera,
+        kind=kind,
+        content_type=content_type,
+        captured_at=event.started_at,
+    )
+
+
+class Publisher:
+    """An MQTT 5 test client that publishes QoS 1 and waits for each PUBACK."""
+
+    def __init__(self, port: int, username: str | None = None, password: str | None = None) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> mqtt.MQTTMessageInfo:
+        info = self.client.publish(topic, payload, qos=qos)
+        info.wait_for_publish(timeout=10)
+        return info
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def publisher(broker: Broker) -> Iterator[Publisher]:
+    p = Publisher(broker.port)
+    yield p
+    p.close()
+
+
+# Test modules get the helpers through fixtures (tests/ is not a package, so they cannot import conftest).
+@pytest.fixture(name="wait_until")
+def _wait_until_fixture() -> Callable[..., Any]:
+    return wait_until
+
+
+@pytest.fixture
+def make_event() -> Callable[..., EventMessage]:
+    return event_msg
+
+
+@pytest.fixture
+def make_media() -> Callable[..., MediaMessage]:
+    return media_msg
+
+
+@pytest.fixture
+def jpeg() -> bytes:
+    return JPEG_BYTES
+
+
+@pytest.fixture
+def start_worker(broker: Broker, persister: Persister) -> Iterator[Callable[..., Any]]:
+    """Start ingest workers on the test broker (same client id = same persistent session)."""
+    from dashboard.config import MqttSection
+    from dashboard.ingest import IngestWorker
+
+    running: list[IngestWorker] = []
+
+    def start(client_id: str = "ingest-1") -> IngestWorker:
+        worker = IngestWorker(
+            MqttSection(port=broker.port, client_id=client_id, share_group="dash"), persister
+        )
+        worker.start()
+        wait_until(worker.connected.is_set)
+        running.append(worker)
+        return worker
+
+    yield start
+    for w in running:
+        if w.client.is_connected() or w._thread.is_alive():
+            w.stop()
+
+
+@pytest.fixture
+def mosquitto_with(tmp_path: Path) -> Iterator[Callable[[str], Broker]]:
+    """Start a Mosquitto with extra config lines (e.g. password_file/acl_file); stopped afterwards."""
+    started: list[Broker] = []
+
+    def start(extra: str) -> Broker:
+        b = start_mosquitto(tmp_path / f"broker-{len(started)}", extra)
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        b.stop()

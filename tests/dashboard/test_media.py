@@ -1,0 +1,79 @@
+"""Media stores: the filesystem backend and the S3 backend against moto's S3 server (real HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from brightkitchen.contract import encode
+from dashboard.config import MediaSection
+from dashboard.media import FilesystemStore, MediaNotFound, S3Store, open_store
+from dashboard.models import Media
+from dashboard.persist import Persister
+
+
+def _roundtrip(store) -> None:
+    store.put("r-a/e1/snapshot-1.jpg", b"abc", "image/jpeg")
+    assert store.exists("r-a/e1/snapshot-1.jpg")
+    assert store.get("r-a/e1/snapshot-1.jpg") == b"abc"
+    store.put("r-a/e1/snapshot-1.jpg", b"abcd", "image/jpeg")
+    assert store.get("r-a/e1/snapshot-1.jpg") == b"abcd"
+    store.delete("r-a/e1/snapshot-1.jpg")
+    assert not store.exists("r-a/e1/snapshot-1.jpg")
+    with pytest.raises(MediaNotFound):
+        store.get("r-a/e1/snapshot-1.jpg")
+    for bad in ("../etc/passwd", "/abs", "a//b", "a/./b"):
+        with pytest.raises(ValueError):
+            store.put(bad, b"x", "image/jpeg")
+
+
+def test_filesystem_store(tmp_path) -> None:
+    _roundtrip(FilesystemStore(tmp_path / "media"))
+    assert not list((tmp_path / "media").rglob(".tmp-*"))
+
+
+@pytest.fixture
+def moto_s3():
+    """An S3 endpoint served by moto over HTTP on a free port, with a bucket 'bk-media'."""
+    server_mod = pytest.importorskip("moto.server")
+    import socket
+
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    creds = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+    boto3.client("s3", endpoint_url=url, **creds).create_bucket(Bucket="bk-media")
+    yield url
+    server.stop()
+
+
+def test_s3_store(moto_s3) -> None:
+    _roundtrip(S3Store("bk-media", "media/", moto_s3, "us-east-1", "test", "test"))
+
+
+def test_ingest_into_s3(moto_s3, sessions, tenants, make_event, make_media, jpeg) -> None:
+    section = MediaSection.model_validate(
+        {
+            "backend": "s3",
+            "s3": {
+                "bucket": "bk-media",
+                "prefix": "m/",
+                "endpoint_url": moto_s3,
+                "region": "us-east-1",
+                "access_key_id": "test",
+                "secret_access_key": "test",
+            },
+        }
+    )
+    store = open_store(section)
+    persister = Persister(sessions, store)
+    ev = make_event()
+    assert persister.handle("bk/v1/r-a/camera/cam-1/media", encode(make_media(ev))).outcome == "stored"
+    with sessions() as s:
+        key = s.scalars(select(Media.storage_key)).one()
+    assert store.get(key) == jpeg
