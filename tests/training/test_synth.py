@@ -1,0 +1,93 @@
+"""Synthetic stills: determinism, exact labels (tight, visible, complete), dataset layout and balance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from training.classes import CLASS_NAMES
+from training.synth.render import MIN_VISIBLE_FRACTION
+from training.synth.stills import make_still, write_dataset
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and p.name not in ("data.yaml",)}
+
+
+def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path: Path) -> None:
+    a = write_dataset(tmp_path / "a", 4, seed=3, progress=False)
+    b = write_dataset(tmp_path / "b", 4, seed=3, progress=False)
+    c = write_dataset(tmp_path / "c", 4, seed=4, progress=False)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert a["fingerprint"] == b["fingerprint"] != c["fingerprint"]
+    imgs_a = [p.read_bytes() for p in sorted((tmp_path / "a" / "images").rglob("*.jpg"))]
+    imgs_c = [p.read_bytes() for p in sorted((tmp_path / "c" / "images").rglob("*.jpg"))]
+    assert all(x != y for x, y in zip(imgs_a, imgs_c, strict=True))
+
+
+def test_image_i_does_not_depend_on_dataset_size() -> None:
+    for i in (0, 2):
+        x, y = make_still(9, i), make_still(9, i)
+        assert np.array_equal(x.image, y.image) and x.labels == y.labels
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_labels_are_tight_visible_and_complete(index: int) -> None:
+    still = make_still(21, index)
+    r = still.rendered
+    labelled = {lb.object_id for lb in still.labels}
+    classed = {o.id for o in r.state.objects if o.class_name is not None}
+    # nothing of a labelled class is visible without a label
+    seen = set(np.unique(r.owner).tolist()) - {-1}
+    assert seen & classed <= labelled
+    for lb in still.labels:
+        ys, xs = np.nonzero(r.owner == lb.object_id)
+        assert len(xs), f"label {lb} has no visible pixels"
+        # the box covers the visible mask and is tight to it (within 2 px)
+        assert lb.x0 <= xs.min() and lb.y0 <= ys.min() and lb.x1 >= xs.max() + 1 and lb.y1 >= ys.max() + 1
+        assert xs.min() - lb.x0 <= 2 and ys.min() - lb.y0 <= 2
+        assert lb.x1 - xs.max() - 1 <= 2 and lb.y1 - ys.max() - 1 <= 2
+        assert r.visible[lb.object_id] >= MIN_VISIBLE_FRACTION
+        obj = r.state.by_id(lb.object_id)
+        assert CLASS_NAMES[lb.class_id] == obj.class_name
+
+
+def test_dataset_layout_yaml_preview_and_manifest(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    manifest = write_dataset(out, 10, seed=5, val_fraction=0.2, progress=False)
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert [data["names"][i] for i in range(len(CLASS_NAMES))] == list(CLASS_NAMES)
+    assert (out / data["train"]).is_dir() and (out / data["val"]).is_dir()
+    assert len(list((out / "images" / "train").glob("*.jpg"))) == 8
+    assert len(list((out / "labels" / "val").glob("*.txt"))) == 2
+    assert (out / "preview.png").stat().st_size > 10_000
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest and on_disk["seed"] == 5 and on_disk["count"] == 10
+    total = 0
+    for txt in (out / "labels").rglob("*.txt"):
+        for line in txt.read_text().splitlines():
+            cls, cx, cy, w, h = line.split()
+            assert 0 <= int(cls) < len(CLASS_NAMES)
+            vals = [float(v) for v in (cx, cy, w, h)]
+            assert all(0 <= v <= 1 for v in vals) and vals[2] > 0 and vals[3] > 0
+            total += 1
+    assert total == sum(manifest["instances"].values()) > 0
+
+
+def test_every_class_is_common_and_objects_are_big_enough() -> None:
+    images_with = dict.fromkeys(range(len(CLASS_NAMES)), 0)
+    shorts = []
+    n = 30
+    for i in range(n):
+        labels = make_still(77, i).labels
+        for c in {lb.class_id for lb in labels}:
+            images_with[c] += 1
+        shorts += [min(lb.x1 - lb.x0, lb.y1 - lb.y0) for lb in labels]
+    rare = {CLASS_NAMES[c]: k for c, k in images_with.items() if k < n / 6}
+    assert not rare, f"classes in too few images: {rare}"
+    assert np.percentile(shorts, 10) >= 26

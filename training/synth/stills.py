@@ -1,0 +1,116 @@
+"""Write a YOLO-layout dataset of synthetic stills, with a preview mosaic and a fingerprinted manifest.
+
+Image ``i`` of a dataset with seed ``s`` is drawn from ``SeedSequence([s, i])`` alone, so it does not depend
+on the dataset size and images could be rendered in parallel; the same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from training.classes import CLASS_NAMES
+from training.synth.photometric import apply_look, sample_look
+from training.synth.render import Label, Rendered, Renderer
+from training.synth.scene import sample_scene
+
+GENERATOR_VERSION = "synth-stills/1"
+
+
+@dataclass
+class Still:
+    """One finished still: camera-like RGB image, its labels, and the clean render behind them."""
+
+    image: np.ndarray
+    labels: list[Label]
+    rendered: Rendered
+    jpeg_quality: int
+
+
+def image_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of image ``index`` of a dataset with ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence([seed, index]))
+
+
+def make_still(seed: int, index: int, width: int = 640, height: int = 360) -> Still:
+    """Render still ``index`` of dataset ``seed``."""
+    rng = image_rng(seed, index)
+    state = sample_scene(rng, width, height)
+    rendered = Renderer().render(state)
+    look = sample_look(rng, width, height)
+    image = apply_look(rendered.image, look, rng, motion_angle=float(rng.uniform(0, np.pi)))
+    return Still(image, rendered.labels, rendered, look.jpeg_quality)
+
+
+def draw_boxes(image_rgb: np.ndarray, labels: list[Label]) -> np.ndarray:
+    """A copy of the image with boxes and class names, for eyeballing labels."""
+    out = image_rgb.copy()
+    for lb in labels:
+        hue = int(180 * lb.class_id / len(CLASS_NAMES))
+        col = cv2.cvtColor(np.uint8([[[hue, 255, 255]]]), cv2.COLOR_HSV2RGB)[0, 0].tolist()
+        cv2.rectangle(out, (lb.x0, lb.y0), (lb.x1 - 1, lb.y1 - 1), col, 1)
+        name = CLASS_NAMES[lb.class_id]
+        (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
+        cv2.rectangle(out, (lb.x0, max(0, lb.y0 - th - 3)), (lb.x0 + tw + 2, lb.y0), col, -1)
+        cv2.putText(out, name, (lb.x0 + 1, max(th, lb.y0 - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return out
+
+
+def write_dataset(out: Path, images: int, seed: int, val_fraction: float = 0.1, width: int = 640,
+                  height: int = 360, progress: bool = True) -> dict:
+    """Write ``images`` stills as DIR/images/{train,val}, DIR/labels/{train,val}, data.yaml, preview.png and
+    manifest.json; returns the manifest. The last ``val_fraction`` of the indices form the val split; the
+    fingerprint is the sha256 of every file name, JPEG and label file in index order."""
+    out = Path(out)
+    for split in ("train", "val"):
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+    n_val = int(round(images * val_fraction))
+    counts = dict.fromkeys(CLASS_NAMES, 0)
+    digest = hashlib.sha256()
+    previews: list[np.ndarray] = []
+    for i in tqdm(range(images), desc="synth stills", unit="img", disable=not progress):
+        still = make_still(seed, i, width, height)
+        split = "val" if i >= images - n_val else "train"
+        name = f"synth_{seed}_{i:06d}"
+        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(still.image, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, still.jpeg_quality])
+        if not ok:
+            raise RuntimeError(f"JPEG encoding failed for image {i} (seed {seed})")
+        txt = "".join(lb.yolo(width, height) + "\n" for lb in still.labels)
+        (out / "images" / split / f"{name}.jpg").write_bytes(jpg.tobytes())
+        (out / "labels" / split / f"{name}.txt").write_text(txt)
+        digest.update(name.encode())
+        digest.update(jpg.tobytes())
+        digest.update(txt.encode())
+        for lb in still.labels:
+            counts[CLASS_NAMES[lb.class_id]] += 1
+        if len(previews) < 16:
+            previews.append(draw_boxes(cv2.imdecode(jpg, cv2.IMREAD_COLOR_RGB), still.labels))
+    data = {"path": str(out.resolve()), "train": "images/train", "val": "images/val",
+            "names": dict(enumerate(CLASS_NAMES))}
+    (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    cv2.imwrite(str(out / "preview.png"), cv2.cvtColor(mosaic(previews), cv2.COLOR_RGB2BGR))
+    manifest = {"generator_version": GENERATOR_VERSION, "seed": seed, "count": images, "train": images - n_val,
+                "val": n_val, "width": width, "height": height, "instances": counts,
+                "fingerprint": digest.hexdigest()}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def mosaic(images: list[np.ndarray], cols: int = 4) -> np.ndarray:
+    """Tile images (same size) into a grid, padding the last row."""
+    h, w = images[0].shape[:2]
+    rows = -(-len(images) // cols)
+    grid = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for k, im in enumerate(images):
+        grid[(k // cols) * h:(k // cols + 1) * h, (k % cols) * w:(k % cols + 1) * w] = im
+    return grid
