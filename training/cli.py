@@ -15,10 +15,10 @@ app = typer.Typer(help="Synthetic data, training, evaluation and ONNX export.", 
 
 @app.command("synth")
 def synth_cmd(
-    out: Annotated[Path, typer.Option(help="Dataset folder to write (YOLO layout, data.yaml, preview, manifest).")],
+    out: Annotated[Path, typer.Option(help="Dataset folder (YOLO layout, data.yaml, preview, manifest).")],
     images: Annotated[int, typer.Option(min=1, help="Number of stills.")] = 2000,
     seed: Annotated[int, typer.Option(help="Dataset seed; image i depends only on (seed, i).")] = 0,
-    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of images in the val split.")] = 0.1,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of images in val.")] = 0.1,
     width: Annotated[int, typer.Option(min=64)] = 640,
     height: Annotated[int, typer.Option(min=64)] = 360,
 ) -> None:
@@ -27,7 +27,8 @@ def synth_cmd(
 
     manifest = write_dataset(out, images, seed, val_fraction, width, height)
     counts = ", ".join(f"{k} {v}" for k, v in manifest["instances"].items())
-    typer.echo(f"{out}: {images} images ({manifest['val']} val); instances: {counts}\npreview: {out / 'preview.png'}")
+    typer.echo(f"{out}: {images} images ({manifest['val']} val); instances: {counts}")
+    typer.echo(f"preview: {out / 'preview.png'}")
 
 
 # --- training, export, evaluation -------------------------------------------------------------------------

@@ -32,9 +32,10 @@ class Layer:
         return self.alpha > 0.5
 
 
-def warp_layer(rgb: np.ndarray, alpha: np.ndarray, H: np.ndarray, owner: int, width: int, height: int
-               ) -> Layer | None:
-    """Warp a flat sprite through homography ``H`` (sprite pixels -> image) into a layer clipped to the frame."""
+def warp_layer(
+    rgb: np.ndarray, alpha: np.ndarray, H: np.ndarray, owner: int, width: int, height: int
+) -> Layer | None:
+    """Warp a flat sprite through homography ``H`` (sprite px -> image) into a layer clipped to the frame."""
     h, w = alpha.shape
     corners = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], np.float64) @ H.T
     if np.any(corners[:, 2] <= 0):
@@ -46,8 +47,14 @@ def warp_layer(rgb: np.ndarray, alpha: np.ndarray, H: np.ndarray, owner: int, wi
         return None
     Hl = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64) @ H
     rgba = np.dstack([rgb, alpha * 255.0]).astype(np.float32)
-    out = cv2.warpPerspective(rgba, Hl, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    out = cv2.warpPerspective(
+        rgba,
+        Hl,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0, 0),
+    )
     return Layer(x0, y0, out[..., :3], out[..., 3] / 255.0, owner)
 
 

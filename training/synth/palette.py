@@ -31,8 +31,9 @@ _BOARD_RGB: dict[str, tuple[float, float, float]] = {
 }
 
 
-def is_violation(board_colour: str, food_category: str,
-                 board_food: dict[str, str | None] = DEFAULT_BOARD_FOOD) -> bool:
+def is_violation(
+    board_colour: str, food_category: str, board_food: dict[str, str | None] = DEFAULT_BOARD_FOOD
+) -> bool:
     """True when ``food_category`` is not the category reserved for ``board_colour``."""
     return board_food[board_colour] != food_category
 

@@ -46,23 +46,36 @@ def sample_look(rng: np.random.Generator, width: int, height: int) -> Look:
         light *= 1 - rng.uniform(0.15, 0.45) * m
     glare = np.zeros((h, w), np.float32)
     for _ in range(int(rng.choice(3, p=[0.5, 0.35, 0.15]))):
-        cv2.ellipse(glare, (int(rng.uniform(0, w)), int(rng.uniform(0, h))),
-                    (int(rng.uniform(3, 15)), int(rng.uniform(1, 6))), rng.uniform(0, 180), 0, 360,
-                    float(rng.uniform(40, 140)), -1)
+        cv2.ellipse(
+            glare,
+            (int(rng.uniform(0, w)), int(rng.uniform(0, h))),
+            (int(rng.uniform(3, 15)), int(rng.uniform(1, 6))),
+            rng.uniform(0, 180),
+            0,
+            360,
+            float(rng.uniform(40, 140)),
+            -1,
+        )
     glare = cv2.GaussianBlur(glare, (0, 0), rng.uniform(1, 3))
     temp = rng.normal(0, 0.08)  # warm (+) / cool (-) light
     wb = (1 + temp + rng.normal(0, 0.03), 1 + rng.normal(0, 0.03), 1 - temp + rng.normal(0, 0.03))
     size = (width, height)
-    return Look(gain=float(rng.uniform(0.6, 1.3)), white_balance=tuple(float(v) for v in wb),
-                gamma=float(rng.uniform(0.8, 1.25)), light=cv2.resize(light, size)[..., None],
-                glare=cv2.resize(glare, size)[..., None],
-                blur_sigma=float(rng.choice([0.0, rng.uniform(0.4, 1.3)], p=[0.5, 0.5])),
-                motion_px=int(rng.choice([0, 0, 0, 3, 5])), noise_sigma=float(rng.uniform(1.5, 9.0)),
-                jpeg_quality=int(rng.integers(35, 92)))
+    return Look(
+        gain=float(rng.uniform(0.6, 1.3)),
+        white_balance=tuple(float(v) for v in wb),
+        gamma=float(rng.uniform(0.8, 1.25)),
+        light=cv2.resize(light, size)[..., None],
+        glare=cv2.resize(glare, size)[..., None],
+        blur_sigma=float(rng.choice([0.0, rng.uniform(0.4, 1.3)], p=[0.5, 0.5])),
+        motion_px=int(rng.choice([0, 0, 0, 3, 5])),
+        noise_sigma=float(rng.uniform(1.5, 9.0)),
+        jpeg_quality=int(rng.integers(35, 92)),
+    )
 
 
-def apply_look(img: np.ndarray, look: Look, rng: np.random.Generator, flicker: float = 1.0,
-               motion_angle: float = 0.0) -> np.ndarray:
+def apply_look(
+    img: np.ndarray, look: Look, rng: np.random.Generator, flicker: float = 1.0, motion_angle: float = 0.0
+) -> np.ndarray:
     """Clean float32 RGB render -> camera-like uint8 RGB."""
     out = img * look.light
     out *= np.asarray(look.white_balance, np.float32) * np.float32(look.gain * flicker)
@@ -75,7 +88,7 @@ def apply_look(img: np.ndarray, look: Look, rng: np.random.Generator, flicker: f
         k = np.zeros((look.motion_px, look.motion_px), np.float32)
         c = look.motion_px // 2
         dx, dy = np.cos(motion_angle) * c, np.sin(motion_angle) * c
-        cv2.line(k, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1.0, 1)
+        cv2.line(k, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1)
         out = cv2.filter2D(out, -1, k / k.sum())
     h, w = out.shape[:2]
     noise = rng.standard_normal((h, w, 1), dtype=np.float32) * look.noise_sigma

@@ -37,7 +37,8 @@ class Label:
 
     def yolo(self, width: int, height: int) -> str:
         cx, cy = (self.x0 + self.x1) / 2 / width, (self.y0 + self.y1) / 2 / height
-        return f"{self.class_id} {cx:.6f} {cy:.6f} {(self.x1 - self.x0) / width:.6f} {(self.y1 - self.y0) / height:.6f}"
+        w, h = (self.x1 - self.x0) / width, (self.y1 - self.y0) / height
+        return f"{self.class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
 
 
 @dataclass
@@ -61,8 +62,9 @@ def background(cam: Camera, counter_seed: int, wall_y_cm: float) -> np.ndarray:
     ppc = min(3.5, 1200 / (x1 - x0), 900 / max(10.0, y1 - y0))
     tex = counter_texture(rng, int((y1 - y0) * ppc), int((x1 - x0) * ppc), ppc)
     to_plane = np.array([[1 / ppc, 0, x0], [0, 1 / ppc, y0], [0, 0, 1]])
-    img = cv2.warpPerspective(tex, cam.plane_homography(0) @ to_plane, (W, H), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REFLECT)
+    img = cv2.warpPerspective(
+        tex, cam.plane_homography(0) @ to_plane, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
     edge = cam.project(np.array([[x0, wall_y_cm, 0], [x1, wall_y_cm, 0]]))
     if edge[:, 1].max() <= 0:
         return img
@@ -75,11 +77,18 @@ def background(cam: Camera, counter_seed: int, wall_y_cm: float) -> np.ndarray:
     wppc = min(3.0, 900 / z_top)
     wall = tiles(rng, int(z_top * wppc), int((x1 - x0) * wppc), wppc) * rng.uniform(0.7, 0.95)
     to_wall = np.array([[1 / wppc, 0, x0], [0, -1 / wppc, z_top], [0, 0, 1]])  # row 0 is the top
-    wall_img = cv2.warpPerspective(wall, cam.wall_homography(wall_y_cm) @ to_wall, (W, H),
-                                   borderMode=cv2.BORDER_REFLECT)
+    wall_img = cv2.warpPerspective(
+        wall, cam.wall_homography(wall_y_cm) @ to_wall, (W, H), borderMode=cv2.BORDER_REFLECT
+    )
     img = np.where(mask[..., None] > 0, img, wall_img)
-    cv2.line(img, tuple(int(v) for v in edge[0]), tuple(int(v) for v in edge[1]), (60.0, 60.0, 60.0), 2,
-             cv2.LINE_AA)
+    cv2.line(
+        img,
+        tuple(int(v) for v in edge[0]),
+        tuple(int(v) for v in edge[1]),
+        (60.0, 60.0, 60.0),
+        2,
+        cv2.LINE_AA,
+    )
     return img
 
 
@@ -98,8 +107,19 @@ class Renderer:
 
     def object_layers(self, cam: Camera, o: SceneObject) -> tuple[list[Layer], Layer | None]:
         """(layers, front-wall layer) of one object, cached by everything that shapes its pixels."""
-        key = (o.id, o.kind, round(o.x, 2), round(o.y, 2), round(o.angle, 3), round(o.z, 2), o.size, o.height,
-               o.seed, o.class_name, repr(sorted(o.style.items())))
+        key = (
+            o.id,
+            o.kind,
+            round(o.x, 2),
+            round(o.y, 2),
+            round(o.angle, 3),
+            round(o.z, 2),
+            o.size,
+            o.height,
+            o.seed,
+            o.class_name,
+            repr(sorted(o.style.items())),
+        )
         if key not in self._layers:
             self._layers[key] = _draw(cam, o)
         return self._layers[key]
@@ -127,8 +147,16 @@ class Renderer:
                 continue
             ys, xs = np.nonzero(owner == o.id)
             if len(xs):
-                labels.append(Label(o.id, CLASS_ID[o.class_name], int(xs.min()), int(ys.min()),
-                                    int(xs.max()) + 1, int(ys.max()) + 1))
+                labels.append(
+                    Label(
+                        o.id,
+                        CLASS_ID[o.class_name],
+                        int(xs.min()),
+                        int(ys.min()),
+                        int(xs.max()) + 1,
+                        int(ys.max()) + 1,
+                    )
+                )
         return Rendered(img, owner, labels, visible, state)
 
     def _ordered_layers(self, state: SceneState) -> tuple[list[Layer], dict[int, float]]:
@@ -155,13 +183,15 @@ class Renderer:
                 order.extend(self.object_layers(cam, o)[0])
         for o in sorted((o for o in rest if o.kind in _FLAT_KINDS), key=lambda o: (o.z, -o.y)):
             order.extend(self.object_layers(cam, o)[0])
-        roots = [o for o in rest if o.kind in _STANDING_KINDS and not (o.kind == "container" and o.parent in ids)]
+        roots = [
+            o for o in rest if o.kind in _STANDING_KINDS and not (o.kind == "container" and o.parent in ids)
+        ]
         for o in sorted(roots, key=lambda o: -o.y):
             standing(o)
         for a in (o for o in objs if o.kind == "arm"):
             for h in held:
                 if h.parent == a.id:
-                    layers, front = self.object_layers(cam, h)
+                    layers = self.object_layers(cam, h)[0]
                     order.extend(layers)
             order.extend(self.object_layers(cam, a)[0])
         self.forget_unused({o.id for o in objs})
@@ -179,7 +209,7 @@ def _drawn_areas(layers: list[Layer], labelled: set[int]) -> dict[int, float]:
         x1, y1 = max(L.x0 + L.alpha.shape[1] for L in ls), max(L.y0 + L.alpha.shape[0] for L in ls)
         m = np.zeros((y1 - y0, x1 - x0), bool)
         for L in ls:
-            m[L.y0 - y0:L.y0 - y0 + L.alpha.shape[0], L.x0 - x0:L.x0 - x0 + L.alpha.shape[1]] |= L.mask
+            m[L.y0 - y0 : L.y0 - y0 + L.alpha.shape[0], L.x0 - x0 : L.x0 - x0 + L.alpha.shape[1]] |= L.mask
         areas[oid] = float(np.count_nonzero(m))
     return areas
 
@@ -188,24 +218,40 @@ def _draw(cam: Camera, o: SceneObject) -> tuple[list[Layer], Layer | None]:
     rng = np.random.default_rng(o.seed)
     st = o.style
     if o.kind == "board":
-        return draw.board(cam, rng, o.x, o.y, o.angle, o.size[0], o.size[1], o.height, st["rgb"], st["wood"],
-                          o.id), None
+        return draw.board(
+            cam, rng, o.x, o.y, o.angle, o.size[0], o.size[1], o.height, st["rgb"], st["wood"], o.id
+        ), None
     if o.kind == "food":
         rgb, alpha = cached_food_sprite(o.class_name, st["look"], o.seed, o.size[0])
         return draw.flat_sprite(cam, rgb, alpha, o.x, o.y, o.angle, o.z, o.id), None
     if o.kind == "container":
-        return draw.container(cam, rng, st["kind"], o.x, o.y, o.angle, o.z, o.size, o.height, st["rgb"],
-                              st["contents"], st["fill"], o.id)
+        return draw.container(
+            cam,
+            rng,
+            st["kind"],
+            o.x,
+            o.y,
+            o.angle,
+            o.z,
+            o.size,
+            o.height,
+            st["rgb"],
+            st["contents"],
+            st["fill"],
+            o.id,
+        )
     if o.kind == "knife":
         rgb, alpha = draw.knife_sprite(rng, o.size[0], st["rgb"])
         return draw.flat_sprite(cam, rgb, alpha, o.x, o.y, o.angle, o.z, o.id), None
     if o.kind in ("cloth", "sponge"):
         rgb, alpha = draw.cloth_sprite(rng, o.size[0], o.size[1], st["rgb"])
-        return draw.flat_sprite(cam, rgb, alpha, o.x, o.y, o.angle, o.z + (1.5 if o.kind == "sponge" else 0),
-                                o.id), None
+        return draw.flat_sprite(
+            cam, rgb, alpha, o.x, o.y, o.angle, o.z + (1.5 if o.kind == "sponge" else 0), o.id
+        ), None
     if o.kind in ("bottle", "jar"):
-        return draw.cylinder(cam, rng, o.x, o.y, o.z, o.size[0], o.height, st["rgb"], st["cap"],
-                             o.kind == "bottle", o.id), None
+        return draw.cylinder(
+            cam, rng, o.x, o.y, o.z, o.size[0], o.height, st["rgb"], st["cap"], o.kind == "bottle", o.id
+        ), None
     if o.kind == "arm":
         return draw.arm(cam, rng, (o.x, o.y, o.z), st["entry_u"], st["sleeve"], st["glove"], o.id), None
     raise ValueError(f"unknown scene object kind {o.kind!r} (object {o.id})")

@@ -59,13 +59,28 @@ def draw_boxes(image_rgb: np.ndarray, labels: list[Label]) -> np.ndarray:
         name = CLASS_NAMES[lb.class_id]
         (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
         cv2.rectangle(out, (lb.x0, max(0, lb.y0 - th - 3)), (lb.x0 + tw + 2, lb.y0), col, -1)
-        cv2.putText(out, name, (lb.x0 + 1, max(th, lb.y0 - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            out,
+            name,
+            (lb.x0 + 1, max(th, lb.y0 - 2)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.35,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     return out
 
 
-def write_dataset(out: Path, images: int, seed: int, val_fraction: float = 0.1, width: int = 640,
-                  height: int = 360, progress: bool = True) -> dict:
+def write_dataset(
+    out: Path,
+    images: int,
+    seed: int,
+    val_fraction: float = 0.1,
+    width: int = 640,
+    height: int = 360,
+    progress: bool = True,
+) -> dict:
     """Write ``images`` stills as DIR/images/{train,val}, DIR/labels/{train,val}, data.yaml, preview.png and
     manifest.json; returns the manifest. The last ``val_fraction`` of the indices form the val split; the
     fingerprint is the sha256 of every file name, JPEG and label file in index order."""
@@ -73,7 +88,7 @@ def write_dataset(out: Path, images: int, seed: int, val_fraction: float = 0.1, 
     for split in ("train", "val"):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
-    n_val = int(round(images * val_fraction))
+    n_val = round(images * val_fraction)
     counts = dict.fromkeys(CLASS_NAMES, 0)
     digest = hashlib.sha256()
     previews: list[np.ndarray] = []
@@ -81,8 +96,11 @@ def write_dataset(out: Path, images: int, seed: int, val_fraction: float = 0.1, 
         still = make_still(seed, i, width, height)
         split = "val" if i >= images - n_val else "train"
         name = f"synth_{seed}_{i:06d}"
-        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(still.image, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, still.jpeg_quality])
+        ok, jpg = cv2.imencode(
+            ".jpg",
+            cv2.cvtColor(still.image, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, still.jpeg_quality],
+        )
         if not ok:
             raise RuntimeError(f"JPEG encoding failed for image {i} (seed {seed})")
         txt = "".join(lb.yolo(width, height) + "\n" for lb in still.labels)
@@ -95,13 +113,25 @@ def write_dataset(out: Path, images: int, seed: int, val_fraction: float = 0.1, 
             counts[CLASS_NAMES[lb.class_id]] += 1
         if len(previews) < 16:
             previews.append(draw_boxes(cv2.imdecode(jpg, cv2.IMREAD_COLOR_RGB), still.labels))
-    data = {"path": str(out.resolve()), "train": "images/train", "val": "images/val",
-            "names": dict(enumerate(CLASS_NAMES))}
+    data = {
+        "path": str(out.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "names": dict(enumerate(CLASS_NAMES)),
+    }
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     cv2.imwrite(str(out / "preview.png"), cv2.cvtColor(mosaic(previews), cv2.COLOR_RGB2BGR))
-    manifest = {"generator_version": GENERATOR_VERSION, "seed": seed, "count": images, "train": images - n_val,
-                "val": n_val, "width": width, "height": height, "instances": counts,
-                "fingerprint": digest.hexdigest()}
+    manifest = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "count": images,
+        "train": images - n_val,
+        "val": n_val,
+        "width": width,
+        "height": height,
+        "instances": counts,
+        "fingerprint": digest.hexdigest(),
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -112,5 +142,5 @@ def mosaic(images: list[np.ndarray], cols: int = 4) -> np.ndarray:
     rows = -(-len(images) // cols)
     grid = np.zeros((rows * h, cols * w, 3), np.uint8)
     for k, im in enumerate(images):
-        grid[(k // cols) * h:(k // cols + 1) * h, (k % cols) * w:(k % cols + 1) * w] = im
+        grid[(k // cols) * h : (k // cols + 1) * h, (k % cols) * w : (k % cols + 1) * w] = im
     return grid

@@ -34,20 +34,31 @@ def brushed_steel(rng: np.random.Generator, h: int, w: int, ppc: float) -> np.nd
     return np.clip(_tint(gray, tint), 0, 255)
 
 
-def tiles(rng: np.random.Generator, h: int, w: int, ppc: float, rgb: tuple[float, ...] | None = None
-          ) -> np.ndarray:
+def tiles(
+    rng: np.random.Generator, h: int, w: int, ppc: float, rgb: tuple[float, ...] | None = None
+) -> np.ndarray:
     """Glazed square tiles with grout lines and per-tile shade."""
     if rgb is None:
-        palette = [(235, 232, 225), (214, 210, 200), (190, 195, 198), (170, 185, 175), (225, 215, 190),
-                   (120, 125, 130), (200, 90, 70)]
+        palette = [
+            (235, 232, 225),
+            (214, 210, 200),
+            (190, 195, 198),
+            (170, 185, 175),
+            (225, 215, 190),
+            (120, 125, 130),
+            (200, 90, 70),
+        ]
         rgb = palette[rng.integers(len(palette))]
     tile = rng.uniform(10, 25) * ppc
     ny, nx = int(h / tile) + 2, int(w / tile) + 2
-    shade = cv2.resize(rng.normal(1.0, 0.04, (ny, nx)).astype(np.float32), (int(nx * tile), int(ny * tile)),
-                       interpolation=cv2.INTER_NEAREST)[:h, :w]
+    shade = cv2.resize(
+        rng.normal(1.0, 0.04, (ny, nx)).astype(np.float32),
+        (int(nx * tile), int(ny * tile)),
+        interpolation=cv2.INTER_NEAREST,
+    )[:h, :w]
     img = _tint(shade * 255.0, rgb) + 4 * smooth_noise(rng, h, w, 3 * ppc)[..., None]
     grout_rgb = np.asarray(rgb, np.float32) * rng.uniform(0.45, 0.8)
-    gw = max(1, int(round(0.35 * ppc)))
+    gw = max(1, round(0.35 * ppc))
     mask = np.zeros((h, w), np.uint8)
     for k in range(nx + 1):
         x = int(k * tile)
@@ -83,7 +94,7 @@ def wood_grain(rng: np.random.Generator, h: int, w: int, ppc: float) -> np.ndarr
     freq = rng.uniform(0.6, 1.4)
     rings = 0.5 + 0.5 * np.sin(2 * np.pi * freq * (yy + warp))
     fibre = cv2.resize(rng.standard_normal((h, max(2, w // 25))).astype(np.float32), (w, h))
-    return np.clip(0.8 + 0.14 * rings ** 3 + 0.05 * fibre, 0, 1)
+    return np.clip(0.8 + 0.14 * rings**3 + 0.05 * fibre, 0, 1)
 
 
 def add_wear(rng: np.random.Generator, img: np.ndarray, ppc: float, amount: float) -> np.ndarray:
@@ -99,8 +110,9 @@ def add_wear(rng: np.random.Generator, img: np.ndarray, ppc: float, amount: floa
         cv2.line(scratches, p1, p2, float(rng.uniform(0.3, 1.0)), 1, cv2.LINE_AA)
     img -= (scratches * rng.uniform(25, 60))[..., None]
     stains = np.clip(smooth_noise(rng, h, w, 5 * ppc) - rng.uniform(0.8, 1.6), 0, None)
-    stain_rgb = np.asarray([(120, 80, 40), (140, 40, 40), (90, 100, 40), (60, 50, 45)][rng.integers(4)],
-                           np.float32)
+    stain_rgb = np.asarray(
+        [(120, 80, 40), (140, 40, 40), (90, 100, 40), (60, 50, 45)][rng.integers(4)], np.float32
+    )
     a = np.clip(stains * amount * 0.9, 0, 0.6)[..., None]
     img[:] = img * (1 - a) + stain_rgb * a
     fade = np.clip(smooth_noise(rng, h, w, 15 * ppc), 0, None)[..., None] * amount * 0.12
@@ -108,8 +120,9 @@ def add_wear(rng: np.random.Generator, img: np.ndarray, ppc: float, amount: floa
     return img
 
 
-def board_face(rng: np.random.Generator, h: int, w: int, ppc: float, rgb: tuple[float, float, float],
-               wood: bool) -> np.ndarray:
+def board_face(
+    rng: np.random.Generator, h: int, w: int, ppc: float, rgb: tuple[float, float, float], wood: bool
+) -> np.ndarray:
     """Top face of a cutting board: coloured plastic or colour-stained wood, then wear."""
     if wood:
         grain = wood_grain(rng, h, w, ppc)
@@ -117,7 +130,10 @@ def board_face(rng: np.random.Generator, h: int, w: int, ppc: float, rgb: tuple[
         colour = np.asarray(rgb, np.float32) * 0.85 + natural * 0.15
         img = grain[..., None] * colour
     else:
-        gray = 1.0 + 0.025 * smooth_noise(rng, h, w, 4 * ppc) + 0.02 * rng.standard_normal((h, w)).astype(
-            np.float32)
+        gray = (
+            1.0
+            + 0.025 * smooth_noise(rng, h, w, 4 * ppc)
+            + 0.02 * rng.standard_normal((h, w)).astype(np.float32)
+        )
         img = gray[..., None] * np.asarray(rgb, np.float32)
     return np.clip(add_wear(rng, img, ppc, float(rng.uniform(0.1, 1.0))), 0, 255)
