@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from brightkitchen.config import load_config
+from brightkitchen.config import format_validation_error, load_config
 from brightkitchen.contract import ID_PATTERN, Severity
 
 _HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
@@ -64,6 +64,13 @@ class ModelSection(_Strict):
     threads: int = Field(2, ge=1, le=64, description="ONNX Runtime intra-op threads")
     confidence: float = Field(0.35, gt=0, lt=1)
     iou: float = Field(0.5, gt=0, lt=1)
+    download_dir: Path = Field(Path("models"), description="where switch_model unpacks downloaded models")
+
+
+class TrackingSection(_Strict):
+    iou: float = Field(0.3, gt=0, lt=1, description="least box overlap that continues a track")
+    high_confidence: float = Field(0.5, gt=0, lt=1, description="below this a box only continues tracks")
+    lost_s: float = Field(3.0, gt=0, description="how long a track survives unseen (hands, knives)")
 
 
 class OutboxSection(_Strict):
@@ -75,14 +82,16 @@ class EvidenceSection(_Strict):
     clip_pre_s: float = Field(3.0, ge=0, le=30)
     clip_post_s: float = Field(3.0, ge=0, le=30)
     clip_fps: float = Field(5.0, gt=0, le=30)
+    clip_max_width: int = Field(640, ge=64, le=4096, description="clips are scaled down to this width")
     jpeg_quality: int = Field(85, ge=30, le=100)
 
 
 class MotionSection(_Strict):
     enabled: bool = True
     pixel_threshold: int = Field(18, ge=1, le=255, description="grey-level change that counts as motion")
-    min_area_fraction: float = Field(0.002, gt=0, lt=1)
+    min_area_fraction: float = Field(0.002, gt=0, lt=1, description="share of changed pixels that counts")
     forced_interval_s: float = Field(2.0, gt=0, description="run the detector at least this often")
+    width_px: int = Field(160, ge=32, le=1280, description="frames are compared at this width")
 
 
 class RuleConfig(BaseModel):
@@ -99,6 +108,10 @@ class RuleConfig(BaseModel):
     realarm_s: float = Field(300.0, gt=0, description="re-alarm interval while it goes on")
     severity: Severity = "medium"
     active_hours: list[str] = Field(default_factory=list, description='e.g. ["06:00-14:00", "16:00-22:00"]')
+    max_gap_s: float = Field(2.0, ge=0, description="gaps in sight (occlusion) up to this long do not end it")
+    min_hit_ratio: float = Field(
+        0.5, gt=0, le=1, description="share of processed frames that must show it before an alarm"
+    )
 
     @field_validator("roi")
     @classmethod
@@ -119,6 +132,23 @@ class RuleConfig(BaseModel):
                 raise ValueError(f"active hours {span!r} should look like '06:00-22:00'")
         return spans
 
+    @model_validator(mode="after")
+    def _known_type_and_params(self) -> RuleConfig:
+        from edge_agent.rules import rule_class  # the registry; imported late, it imports this module
+
+        try:
+            rule_class(self.type).Params.model_validate(self.model_extra or {})
+        except ValidationError as exc:
+            problems = "; ".join(format_validation_error(exc))
+            raise ValueError(f"{self.type} parameters: {problems}") from None
+        return self
+
+    def params(self) -> BaseModel:
+        """The rule type's own parameters (the keys beyond the common ones), validated."""
+        from edge_agent.rules import rule_class
+
+        return rule_class(self.type).Params.model_validate(self.model_extra or {})
+
 
 class CameraConfig(_Strict):
     id: str = Field(pattern=ID_PATTERN)
@@ -126,6 +156,11 @@ class CameraConfig(_Strict):
     fps: float = Field(5.0, gt=0, le=60, description="frames per second to process")
     loop: bool = Field(False, description="video files only: start again at the end")
     realtime: bool = Field(True, description="video files only: pace reading at the file's frame rate")
+    reconnect_min_s: float = Field(1.0, gt=0, description="first wait before reopening a lost source")
+    reconnect_max_s: float = Field(60.0, gt=0, description="the wait doubles up to this")
+    open_timeout_s: float = Field(10.0, gt=0, description="streams: give up opening after this")
+    read_timeout_s: float = Field(10.0, gt=0, description="streams: a read that blocks this long fails")
+    offline_after_s: float = Field(15.0, gt=0, description="no frame for this long: reported offline")
     rules: list[RuleConfig] = Field(default_factory=list)
 
 
@@ -136,6 +171,7 @@ class EdgeConfig(_Strict):
     outbox: OutboxSection = Field(default_factory=OutboxSection)
     evidence: EvidenceSection = Field(default_factory=EvidenceSection)
     motion: MotionSection = Field(default_factory=MotionSection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
     palette: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_PALETTE.items()},
         description="board colour → food categories allowed on it",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,7 @@ class Detector:
         self.labels = labels
         self.class_names = np.array([label.name for label in labels])
         self._input_name = session.get_inputs()[0].name
+        self.last_inference_ms = 0.0
         _, _, self.input_height, self.input_width = session.get_inputs()[0].shape
 
     @classmethod
@@ -162,3 +164,29 @@ class Detector:
             class_id=class_id.astype(int),
             data={"class_name": self.class_names[class_id]},
         )
+
+
+class DetectorSlot:
+    """The detector that a box's cameras share, switchable while they run; a failed switch keeps the old."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.current = detector
+        self.previous: Detector | None = None
+        self._lock = threading.Lock()
+
+    def switch(self, folder: Path, threads: int, expected_sha256: str | None = None) -> Detector:
+        """Load ``folder`` and make it current; raises ``ModelLoadError`` and changes nothing on failure."""
+        new = Detector.load(folder, threads=threads, expected_sha256=expected_sha256)
+        with self._lock:
+            self.previous, self.current = self.current, new
+        log.info("switched model %s -> %s", self.previous.card.ref, new.card.ref)
+        return new
+
+    def rollback(self) -> Detector:
+        """Go back to the model before the last switch."""
+        with self._lock:
+            if self.previous is None:
+                raise ModelLoadError("no previous model to roll back to")
+            self.previous, self.current = self.current, self.previous
+        log.info("rolled back model %s -> %s", self.previous.card.ref, self.current.card.ref)
+        return self.current

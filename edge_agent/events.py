@@ -1,0 +1,216 @@
+"""Rule hits → events with a lifecycle: pending → ``new`` (the alert) → ``update`` … → ``end``.
+
+An episode starts pending at its first hit. It raises one alert (``new``) once it has lasted the rule's
+``min_duration_s`` with hits on at least ``min_hit_ratio`` of the frames since; gaps up to ``max_gap_s``
+(a hand or knife over the food, a missed detection) do not break it. It ends after a longer gap. While it
+goes on, every ``realarm_s`` the event is ended and a new one (a new alert, ``details.realarm`` = n) starts.
+A hit continues an episode with the same key (track ids), or, when a track id changed, one of the same
+rule and details whose anchor box overlaps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import supervision as sv
+
+from brightkitchen.contract import DetailValue, Severity
+from edge_agent.config import RuleConfig
+from edge_agent.rules.base import Hit
+from edge_agent.sources import Frame
+from edge_agent.tracking import iou_matrix
+
+log = logging.getLogger(__name__)
+SAME_PLACE_IOU = 0.3
+
+
+@dataclass
+class BestFrame:
+    """The frame where the event's score peaked, with all its detections and the rows behind the event."""
+
+    frame: Frame
+    detections: sv.Detections
+    indices: tuple[int, ...]
+    score: float
+
+
+@dataclass
+class Event:
+    """One violation episode (or one re-alarm period of it) on one camera."""
+
+    event_id: uuid.UUID
+    rule: str
+    rule_name: str
+    camera: str
+    severity: Severity
+    key: tuple[int | str, ...]
+    anchor: np.ndarray
+    details: dict[str, DetailValue]
+    start_t: float
+    started_at: datetime
+    last_t: float
+    last_at: datetime
+    score: float
+    best: BestFrame
+    hits: int = 1
+    frames: int = 1
+    alert_t: float | None = None
+    ended: bool = False
+    seq: int = -1
+    media: list = field(default_factory=list)
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+@dataclass(frozen=True)
+class EventChange:
+    phase: Literal["new", "update", "end"]
+    event: Event
+
+
+class EventTracker:
+    """Keeps the open episodes of one camera; ``update`` once per processed frame."""
+
+    def __init__(self, camera: str, rules: list[RuleConfig]) -> None:
+        self.camera = camera
+        self.rules = {rule.name or rule.type: rule for rule in rules}
+        self.open: list[Event] = []
+
+    def update(self, hits: list[Hit], frame: Frame, dets: sv.Detections) -> list[EventChange]:
+        """Fold this frame's hits into the episodes; returns the alerts, re-alarms and ends it causes."""
+        changes: list[EventChange] = []
+        for ev in self.open:
+            ev.frames += 1
+        seen: set[int] = set()
+        for hit in hits:
+            ev = self._match(hit, seen)
+            if ev is None:
+                ev = self._start(hit, frame, dets)
+                self.open.append(ev)
+            else:
+                self._continue(ev, hit, frame, dets)
+            seen.add(id(ev))
+        for ev in list(self.open):
+            cfg = self.rules[ev.rule_name]
+            if frame.t - ev.last_t > cfg.max_gap_s:
+                self.open.remove(ev)
+                if ev.alert_t is not None:
+                    changes.append(self._end(ev))
+                else:
+                    log.debug("camera %s: %s episode %s faded before the alarm", self.camera, ev.rule, ev.key)
+            elif ev.alert_t is None:
+                lasted = ev.last_t - ev.start_t >= cfg.min_duration_s
+                if lasted and ev.hits / ev.frames >= cfg.min_hit_ratio:
+                    ev.alert_t = frame.t
+                    log.info(
+                        "camera %s: %s alert %s (%s) after %.1f s, score %.2f",
+                        self.camera,
+                        ev.rule,
+                        ev.event_id,
+                        ev.details,
+                        frame.t - ev.start_t,
+                        ev.score,
+                    )
+                    changes.append(EventChange("new", ev))
+            elif frame.t - ev.alert_t >= cfg.realarm_s:
+                changes.append(self._end(ev, at_t=frame.t, at=frame.at))
+                self.open.remove(ev)
+                again = self._realarm(ev, frame)
+                self.open.append(again)
+                changes.append(EventChange("new", again))
+        return changes
+
+    def finish(self) -> list[EventChange]:
+        """End every alerted episode (end of a video, agent shutdown); pending ones are dropped."""
+        changes = [self._end(ev) for ev in self.open if ev.alert_t is not None]
+        self.open.clear()
+        return changes
+
+    def _match(self, hit: Hit, seen: set[int]) -> Event | None:
+        same_rule = [ev for ev in self.open if ev.rule_name == hit.rule_name and id(ev) not in seen]
+        for ev in same_rule:
+            if ev.key == hit.key:
+                return ev
+        for ev in same_rule:
+            if (
+                ev.details == hit.details
+                and iou_matrix(ev.anchor[None], hit.anchor[None])[0, 0] > SAME_PLACE_IOU
+            ):
+                ev.key = hit.key
+                return ev
+        return None
+
+    def _start(self, hit: Hit, frame: Frame, dets: sv.Detections) -> Event:
+        cfg = self.rules[hit.rule_name]
+        best = BestFrame(frame, dets, hit.indices, hit.score)
+        return Event(
+            uuid.uuid4(),
+            hit.rule,
+            hit.rule_name,
+            self.camera,
+            cfg.severity,
+            hit.key,
+            hit.anchor,
+            dict(hit.details),
+            frame.t,
+            frame.at,
+            frame.t,
+            frame.at,
+            hit.score,
+            best,
+        )
+
+    @staticmethod
+    def _continue(ev: Event, hit: Hit, frame: Frame, dets: sv.Detections) -> None:
+        ev.hits += 1
+        ev.last_t, ev.last_at, ev.anchor = frame.t, frame.at, hit.anchor
+        if hit.score > ev.best.score:
+            ev.best = BestFrame(frame, dets, hit.indices, hit.score)
+        ev.score = max(ev.score, hit.score)
+
+    def _end(self, ev: Event, at_t: float | None = None, at: datetime | None = None) -> EventChange:
+        ev.ended = True
+        if at_t is not None and at is not None:
+            ev.last_t, ev.last_at = at_t, at
+        log.info(
+            "camera %s: %s event %s ended after %.1f s",
+            self.camera,
+            ev.rule,
+            ev.event_id,
+            ev.last_t - ev.start_t,
+        )
+        return EventChange("end", ev)
+
+    def _realarm(self, ev: Event, frame: Frame) -> Event:
+        count = int(ev.details.get("realarm", 0)) + 1
+        log.info(
+            "camera %s: %s still going after the re-alarm interval: alert #%d",
+            self.camera,
+            ev.rule,
+            count + 1,
+        )
+        again = Event(
+            uuid.uuid4(),
+            ev.rule,
+            ev.rule_name,
+            ev.camera,
+            ev.severity,
+            ev.key,
+            ev.anchor,
+            {**ev.details, "realarm": count},
+            frame.t,
+            frame.at,
+            frame.t,
+            frame.at,
+            ev.score,
+            ev.best,
+            alert_t=frame.t,
+        )
+        return again

@@ -1,0 +1,81 @@
+"""``stacked_containers``: a food container set directly on top of another one.
+
+Seen by a fixed, tilted camera, the upper container's box overlaps the lower one's horizontally, rises
+above the lower one's top, and its bottom edge lies inside the lower box near its top. Containers side by
+side (little horizontal overlap) and one nested inside another (its top not above the other's top) are not
+violations. One episode per (upper, lower) pair of tracks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import supervision as sv
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_agent.rules.base import Hit, Rule
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_overlap_x: float = Field(
+        0.5, gt=0, le=1, description="horizontal overlap as a share of the narrower container's width"
+    )
+    top_band: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="the upper one's bottom edge lies within this share of the lower's height",
+    )
+    min_rise: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="the upper one's top is above the lower's top by this share of its height",
+    )
+
+
+def stacked_pairs(xyxy: np.ndarray, params: Params) -> list[tuple[int, int]]:
+    """(upper, lower) row pairs of container boxes that sit one on the other. Pure geometry."""
+    pairs = []
+    for u in range(len(xyxy)):
+        ux1, uy1, ux2, uy2 = xyxy[u]
+        for lo in range(len(xyxy)):
+            if lo == u:
+                continue
+            lx1, ly1, lx2, ly2 = xyxy[lo]
+            overlap_x = min(ux2, lx2) - max(ux1, lx1)
+            narrower = min(ux2 - ux1, lx2 - lx1)
+            if narrower <= 0 or overlap_x / narrower < params.min_overlap_x:
+                continue
+            lower_h, upper_h = ly2 - ly1, uy2 - uy1
+            if not ly1 < uy2 <= ly1 + params.top_band * lower_h:
+                continue
+            if ly1 - uy1 < params.min_rise * upper_h:
+                continue
+            pairs.append((u, lo))
+    return pairs
+
+
+class StackedContainers(Rule):
+    type = "stacked_containers"
+    Params = Params
+
+    def find(self, dets: sv.Detections, candidates: np.ndarray) -> list[Hit]:
+        kinds = self.labels.kinds(dets)
+        rows = np.array([i for i in candidates if kinds[i] == "container"], dtype=int)
+        if len(rows) < 2:
+            return []
+        hits = []
+        for u, lo in stacked_pairs(dets.xyxy[rows], self.params):
+            upper, lower = int(rows[u]), int(rows[lo])
+            box = dets.xyxy[[upper, lower]]
+            anchor = np.array([box[:, 0].min(), box[:, 1].min(), box[:, 2].max(), box[:, 3].max()])
+            conf = dets.confidence
+            score = float(min(conf[upper], conf[lower])) if conf is not None else 1.0
+            key = (self.track_id(dets, upper), self.track_id(dets, lower))
+            hits.append(Hit(self.type, self.name, key, score, anchor, (upper, lower), {"containers": 2}))
+        return hits
+
+
+RULE = StackedContainers

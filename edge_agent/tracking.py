@@ -1,0 +1,93 @@
+"""Stable track ids across frames, ByteTrack-style: confident boxes start and continue tracks, weak ones
+only continue them, and a track survives ``lost_s`` unseen so that a hand over the food keeps its id.
+
+Why not a library: supervision 0.31 dropped ``sv.ByteTrack``; its successor (Roboflow ``trackers``) pulls
+``opencv-python`` (the GUI build, clashing with the headless one), ``requests`` and ``rich`` onto the box.
+Kitchen cameras are fixed and the tracked objects (boards, food, containers) move little and slowly, so
+ByteTrack's Kalman motion model buys nothing here: association is by IoU with the last seen box, per class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import supervision as sv
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of two sets of xyxy boxes (n x m)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+@dataclass
+class _Track:
+    track_id: int
+    class_id: int
+    box: np.ndarray
+    last_t: float
+
+
+class Tracker:
+    """Assigns ``tracker_id`` to detections; unmatched weak detections are dropped."""
+
+    def __init__(self, iou: float = 0.3, high_confidence: float = 0.5, lost_s: float = 3.0) -> None:
+        self.iou = iou
+        self.high_confidence = high_confidence
+        self.lost_s = lost_s
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def update(self, dets: sv.Detections, t: float) -> sv.Detections:
+        """Match this frame's detections (at time ``t`` seconds) to the live tracks."""
+        self._tracks = [tr for tr in self._tracks if t - tr.last_t <= self.lost_s]
+        n = len(dets)
+        ids = np.full(n, -1, dtype=int)
+        conf = dets.confidence if dets.confidence is not None else np.ones(n)
+        class_id = dets.class_id if dets.class_id is not None else np.zeros(n, dtype=int)
+        strong = np.flatnonzero(conf >= self.high_confidence)
+        weak = np.flatnonzero(conf < self.high_confidence)
+        free = list(range(len(self._tracks)))
+        for rows in (strong, weak):
+            free = self._match(dets.xyxy, class_id, rows, free, ids, t)
+        for i in strong:
+            if ids[i] < 0:
+                self._tracks.append(_Track(self._next_id, int(class_id[i]), dets.xyxy[i].copy(), t))
+                ids[i] = self._next_id
+                self._next_id += 1
+        kept = dets[ids >= 0]
+        kept.tracker_id = ids[ids >= 0]
+        return kept
+
+    def _match(
+        self, xyxy: np.ndarray, class_id: np.ndarray, rows: np.ndarray, free: list[int], ids: np.ndarray,
+        t: float,
+    ) -> list[int]:
+        """Greedy highest-IoU-first matching of ``rows`` to the ``free`` tracks of the same class."""
+        if len(rows) == 0 or not free:
+            return free
+        boxes = np.array([self._tracks[k].box for k in free])
+        iou = iou_matrix(xyxy[rows], boxes)
+        same = class_id[rows][:, None] == np.array([self._tracks[k].class_id for k in free])[None, :]
+        iou = np.where(same, iou, 0.0)
+        taken: set[int] = set()
+        for flat in np.argsort(-iou, axis=None):
+            r, c = divmod(int(flat), len(free))
+            if iou[r, c] < self.iou:
+                break
+            if ids[rows[r]] >= 0 or c in taken:
+                continue
+            track = self._tracks[free[c]]
+            track.box, track.last_t = xyxy[rows[r]].copy(), t
+            ids[rows[r]] = track.track_id
+            taken.add(c)
+        return [k for j, k in enumerate(free) if j not in taken]

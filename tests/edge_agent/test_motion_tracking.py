@@ -1,0 +1,80 @@
+"""Motion gate and tracker on synthetic frames and hand-made detections."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_agent.config import MotionSection
+from edge_agent.motion import MotionGate
+from edge_agent.tracking import Tracker
+
+from .helpers import dets
+
+
+def _scene(x: int = 100) -> np.ndarray:
+    img = np.full((360, 640, 3), 90, np.uint8)
+    img[150:220, x : x + 60] = (40, 220, 200)
+    return img
+
+
+def test_still_scene_is_skipped_except_the_forced_interval() -> None:
+    gate = MotionGate(MotionSection(forced_interval_s=2.0))
+    runs = [gate.check(_scene(), n / 5) for n in range(50)]  # 10 s at 5 fps
+    assert [n / 5 for n, r in enumerate(runs) if r] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert gate.frames_skipped == 45
+
+
+def test_moving_object_runs_the_detector() -> None:
+    gate = MotionGate(MotionSection(forced_interval_s=100))
+    assert gate.check(_scene(100), 0.0)
+    assert gate.check(_scene(140), 0.2)
+    assert not gate.check(_scene(140), 0.4)
+
+
+def test_sensor_noise_does_not_count_as_motion() -> None:
+    gate = MotionGate(MotionSection(forced_interval_s=100))
+    rng = np.random.default_rng(0)
+    gate.check(_scene(), 0.0)
+    noisy = np.clip(_scene().astype(int) + rng.integers(-6, 7, (360, 640, 3)), 0, 255).astype(np.uint8)
+    assert not gate.check(noisy, 0.2)
+
+
+def test_slow_drift_adds_up_against_the_last_detected_frame() -> None:
+    gate = MotionGate(MotionSection(forced_interval_s=100))
+    gate.check(_scene(100), 0.0)
+    ran = [gate.check(_scene(100 + k), k / 5) for k in range(1, 30)]
+    assert any(ran), "a slowly sliding object must eventually wake the detector"
+
+
+def test_disabled_gate_runs_every_frame() -> None:
+    gate = MotionGate(MotionSection(enabled=False))
+    assert all(gate.check(_scene(), n / 5) for n in range(10))
+
+
+def test_tracker_keeps_ids_through_small_moves_and_short_gaps() -> None:
+    tr = Tracker(iou=0.3, high_confidence=0.5, lost_s=2.0)
+    a = tr.update(dets(("raw_meat", 100, 100, 150, 150, 0.9), ("board_blue", 50, 50, 300, 300, 0.9)), 0.0)
+    ids = dict(zip(a.data["class_name"], a.tracker_id, strict=True))
+    b = tr.update(dets(("raw_meat", 105, 102, 155, 152, 0.8)), 0.2)
+    assert b.tracker_id.tolist() == [ids["raw_meat"]]
+    c = tr.update(dets(("raw_meat", 106, 102, 156, 152, 0.8), ("board_blue", 50, 50, 300, 300, 0.9)), 1.8)
+    assert sorted(c.tracker_id.tolist()) == sorted(ids.values())
+
+
+def test_weak_boxes_continue_tracks_but_never_start_them() -> None:
+    tr = Tracker(high_confidence=0.5)
+    assert len(tr.update(dets(("container", 0, 0, 50, 50, 0.3)), 0.0)) == 0
+    first = tr.update(dets(("container", 0, 0, 50, 50, 0.9)), 0.2).tracker_id[0]
+    assert tr.update(dets(("container", 2, 0, 52, 50, 0.3)), 0.4).tracker_id.tolist() == [first]
+
+
+def test_track_lost_for_too_long_gets_a_new_id() -> None:
+    tr = Tracker(lost_s=1.0)
+    first = tr.update(dets(("container", 0, 0, 50, 50)), 0.0).tracker_id[0]
+    assert tr.update(dets(("container", 0, 0, 50, 50)), 1.5).tracker_id[0] != first
+
+
+def test_classes_do_not_share_tracks() -> None:
+    tr = Tracker()
+    a = tr.update(dets(("raw_meat", 0, 0, 50, 50)), 0.0).tracker_id[0]
+    assert tr.update(dets(("vegetable", 0, 0, 50, 50)), 0.2).tracker_id[0] != a

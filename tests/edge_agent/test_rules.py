@@ -1,0 +1,141 @@
+"""Rule geometry on hand-made detections: pure and fast."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from edge_agent.config import DEFAULT_PALETTE
+from edge_agent.rules import build_rules, rule_class
+from edge_agent.rules.base import is_active, points_in_polygon
+from edge_agent.rules.stacked_containers import Params, stacked_pairs
+
+from .helpers import LABEL_MAP, T0, dets, rule_cfg
+
+WH = (640, 360)
+
+
+def _board(cfg_kw: dict | None = None):
+    (rule,) = build_rules([rule_cfg("board_misuse", **(cfg_kw or {}))], LABEL_MAP, DEFAULT_PALETTE)
+    return rule
+
+
+def test_meat_on_blue_board_is_a_hit_with_colour_and_food() -> None:
+    d = dets(("board_blue", 100, 100, 300, 250, 0.9, 1), ("raw_meat", 150, 140, 200, 180, 0.8, 2))
+    (hit,) = _board().evaluate(d, WH, T0)
+    assert hit.details == {"board_colour": "blue", "food": "raw_meat"}
+    assert hit.key == (1, "raw_meat")
+    assert hit.score == pytest.approx(0.8)
+    assert hit.indices == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("board", "food"),
+    [("board_red", "raw_meat"), ("board_green", "vegetable"), ("board_blue", "raw_seafood")],
+)
+def test_allowed_food_is_no_hit(board: str, food: str) -> None:
+    assert _board().evaluate(dets((board, 100, 100, 300, 250), (food, 150, 140, 200, 180)), WH, T0) == []
+
+
+def test_food_beside_the_board_is_no_hit() -> None:
+    d = dets(("board_yellow", 100, 100, 300, 250), ("raw_meat", 320, 140, 380, 180))
+    assert _board().evaluate(d, WH, T0) == []
+
+
+def test_anchor_bottom_versus_centre() -> None:
+    # The food's centre is above the board, its bottom edge on it.
+    d = dets(("board_green", 100, 100, 300, 250), ("raw_meat", 150, 60, 200, 120))
+    assert _board().evaluate(d, WH, T0) == []
+    assert len(_board({"anchor": "bottom"}).evaluate(d, WH, T0)) == 1
+
+
+def test_smallest_board_under_the_food_decides() -> None:
+    d = dets(
+        ("board_red", 0, 0, 600, 350), ("board_green", 100, 100, 300, 250), ("raw_meat", 150, 140, 200, 180)
+    )
+    (hit,) = _board().evaluate(d, WH, T0)
+    assert hit.details["board_colour"] == "green"
+
+
+def test_palette_comes_from_config() -> None:
+    (rule,) = build_rules([rule_cfg("board_misuse")], LABEL_MAP, {"blue": ["raw_seafood", "raw_meat"]})
+    d = dets(("board_blue", 100, 100, 300, 250), ("raw_meat", 150, 140, 200, 180))
+    assert rule.evaluate(d, WH, T0) == []
+
+
+def test_two_items_of_one_category_on_one_board_are_one_hit() -> None:
+    d = dets(
+        ("board_blue", 100, 100, 300, 250, 0.9, 1),
+        ("raw_meat", 110, 110, 150, 150, 0.6, 2),
+        ("raw_meat", 200, 200, 240, 240, 0.7, 3),
+    )
+    (hit,) = _board().evaluate(d, WH, T0)
+    assert hit.indices == (0, 1, 2) and hit.score == pytest.approx(0.7)
+
+
+def test_roi_keeps_only_objects_whose_foot_is_inside() -> None:
+    rule = _board({"roi": [[0.5, 0], [1, 0], [1, 1], [0.5, 1]]})
+    left = dets(("board_blue", 10, 100, 200, 250), ("raw_meat", 50, 140, 100, 180))
+    right = dets(("board_blue", 400, 100, 600, 250), ("raw_meat", 450, 140, 500, 180))
+    assert rule.evaluate(left, WH, T0) == []
+    assert len(rule.evaluate(right, WH, T0)) == 1
+
+
+def test_active_hours_including_a_span_past_midnight() -> None:
+    local = datetime(2026, 11, 29, 23, 30).astimezone()
+    spans = _board({"active_hours": ["22:00-06:00"]})._spans
+    assert is_active(spans, local)
+    assert not is_active(spans, local.replace(hour=12))
+    assert is_active([], local)
+    rule = _board({"active_hours": ["00:00-00:01"]})
+    d = dets(("board_blue", 100, 100, 300, 250), ("raw_meat", 150, 140, 200, 180))
+    assert rule.evaluate(d, WH, datetime(2026, 11, 29, 12, 0).astimezone().astimezone(UTC)) == []
+
+
+def test_points_in_polygon() -> None:
+    square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
+    pts = np.array([[0.5, 0.5], [1.5, 0.5], [-0.1, 0.2]])
+    assert points_in_polygon(pts, square).tolist() == [True, False, False]
+
+
+# --- stacked containers ------------------------------------------------------------------------------------
+
+P = Params()
+
+
+def test_stacked_pair_found() -> None:
+    lower = [100, 200, 300, 300]
+    upper = [110, 130, 290, 230]  # bottom edge 30 px into the lower box's top, rises 70 px above it
+    assert stacked_pairs(np.array([upper, lower], float), P) == [(0, 1)]
+
+
+def test_side_by_side_is_not_stacked() -> None:
+    assert stacked_pairs(np.array([[100, 200, 300, 300], [310, 190, 500, 300]], float), P) == []
+
+
+def test_nested_is_not_stacked() -> None:
+    assert stacked_pairs(np.array([[100, 200, 300, 300], [120, 210, 280, 290]], float), P) == []
+
+
+def test_upper_bottom_deep_inside_lower_is_not_stacked() -> None:
+    # Bottom edge in the lower half of the lower box: behind it on the counter, not on it.
+    assert stacked_pairs(np.array([[100, 200, 300, 300], [110, 170, 290, 280]], float), P) == []
+
+
+def test_stacked_rule_keys_by_tracks_and_ignores_non_containers() -> None:
+    (rule,) = build_rules([rule_cfg("stacked_containers")], LABEL_MAP, DEFAULT_PALETTE)
+    d = dets(
+        ("container", 110, 130, 290, 230, 0.7, 5),
+        ("container", 100, 200, 300, 300, 0.9, 6),
+        ("board_red", 110, 130, 290, 230, 0.9, 7),
+    )
+    (hit,) = rule.evaluate(d, WH, T0)
+    assert hit.key == (5, 6) and hit.score == pytest.approx(0.7)
+    assert hit.anchor.tolist() == [100, 130, 300, 300]
+
+
+def test_unknown_rule_type_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="known: board_misuse, stacked_containers"):
+        rule_class("no_gloves")
