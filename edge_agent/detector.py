@@ -101,7 +101,9 @@ class Detector:
             raise ModelLoadError(f"model folder {folder}: {exc}") from exc
         for want in filter(None, (card.sha256, expected_sha256)):
             if digest != want:
-                raise ModelLoadError(f"model folder {folder}: model.onnx sha256 {digest[:12]}… != {want[:12]}…")
+                raise ModelLoadError(
+                    f"model folder {folder}: model.onnx sha256 {digest[:12]}… != {want[:12]}…"
+                )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -109,11 +111,19 @@ class Detector:
         try:
             session = ort.InferenceSession(str(folder / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelLoadError(f"model folder {folder}: ONNX Runtime cannot load model.onnx: {exc}") from exc
+            raise ModelLoadError(
+                f"model folder {folder}: ONNX Runtime cannot load model.onnx: {exc}"
+            ) from exc
         if [x.name for x in labels] != card.classes:
             raise ModelLoadError(f"model folder {folder}: labels.json and card.json list different classes")
-        log.info("loaded model %s (%dx%d, %d classes, %d threads)", card.ref, card.input_width,
-                 card.input_height, len(labels), threads)
+        log.info(
+            "loaded model %s (%dx%d, %d classes, %d threads)",
+            card.ref,
+            card.input_width,
+            card.input_height,
+            len(labels),
+            threads,
+        )
         return cls(folder, session, card, labels)
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:

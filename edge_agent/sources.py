@@ -76,8 +76,12 @@ class FrameSource:
                 raise SourceError(f"camera {self.cfg.id}: video file {src} does not exist")
             cap = cv2.VideoCapture(src, cv2.CAP_FFMPEG)
         else:
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.cfg.open_timeout_s * 1000),
-                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.read_timeout_s * 1000)]
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(self.cfg.open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(self.cfg.read_timeout_s * 1000),
+            ]
             cap = cv2.VideoCapture(src, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()

@@ -69,7 +69,12 @@ class Tracker:
         return kept
 
     def _match(
-        self, xyxy: np.ndarray, class_id: np.ndarray, rows: np.ndarray, free: list[int], ids: np.ndarray,
+        self,
+        xyxy: np.ndarray,
+        class_id: np.ndarray,
+        rows: np.ndarray,
+        free: list[int],
+        ids: np.ndarray,
         t: float,
     ) -> list[int]:
         """Greedy highest-IoU-first matching of ``rows`` to the ``free`` tracks of the same class."""
