@@ -307,3 +307,69 @@ def mosquitto_with(tmp_path: Path) -> Iterator[Callable[[str], Broker]]:
     yield start
     for b in started:
         b.stop()
+
+
+@pytest.fixture
+def seeded(persister: Persister, tenants: dict[str, Any]) -> dict[str, Any]:
+    """One alert with a snapshot for each of r-a and r-b, stored through the ingest path."""
+    from brightkitchen.contract import encode, topic_for
+
+    out: dict[str, Any] = {}
+    for rid in ("r-a", "r-b"):
+        ev = event_msg(restaurant=rid)
+        media = media_msg(ev)
+        assert persister.handle(topic_for(ev), encode(ev)).outcome == "stored"
+        assert persister.handle(topic_for(media), encode(media)).outcome == "stored"
+        out[rid] = ev.event_id
+    with persister.sessions() as s:
+        from sqlalchemy import select
+
+        from dashboard.models import Media
+
+        out["media"] = {str(m.event_id): m.id for m in s.scalars(select(Media))}
+    return out
+
+
+@pytest.fixture
+def web(db_config: DashboardConfig, sessions: sessionmaker[Session], persister: Persister):
+    """A TestClient factory over HTTPS (the session cookie is Secure); ``web()`` gives a fresh browser."""
+    from fastapi.testclient import TestClient
+
+    from dashboard.web.app import create_app
+
+    app = create_app(db_config, sessions=sessions, store=persister.store)
+    clients: list[TestClient] = []
+
+    def client() -> TestClient:
+        c = TestClient(app, base_url="https://testserver", follow_redirects=False)
+        clients.append(c)
+        return c
+
+    yield client
+    for c in clients:
+        c.close()
+
+
+def csrf_of(html: str) -> str:
+    import re
+
+    m = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert m, "no CSRF token in page"
+    return m[1]
+
+
+@pytest.fixture
+def login(web: Callable[[], Any]) -> Callable[[str], Any]:
+    """``login('rest-a')`` → a TestClient with that user's session; ``client.csrf`` holds its token."""
+
+    def do(username: str, password: str = "secret-pw") -> Any:
+        c = web()
+        token = csrf_of(c.get("/login").text)
+        r = c.post(
+            "/login", data={"username": username, "password": password, "csrf_token": token, "next": "/"}
+        )
+        assert r.status_code == 303, r.text
+        c.csrf = csrf_of(c.get("/health").text)
+        return c
+
+    return do

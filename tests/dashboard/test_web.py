@@ -1,0 +1,177 @@
+"""The web UI and REST API: login, CSRF, roles, tenant isolation (pages, API, media), review and answer."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from sqlalchemy import select
+
+from dashboard import admin
+from dashboard.models import AuditLog, Event, Response
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', html)[1]
+
+
+def test_login_logout_and_cookie_flags(web, tenants) -> None:
+    c = web()
+    assert c.get("/queue").headers["location"].startswith("/login?next=")
+    token = _csrf(c.get("/login").text)
+    r = c.post("/login", data={"username": "insp-north", "password": "secret-pw", "csrf_token": token})
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"]
+    assert "bk_session=" in cookie and "secure" in cookie.lower() and "httponly" in cookie.lower()
+    assert "samesite=lax" in cookie.lower()
+    assert c.get("/queue").status_code == 200
+    assert c.post("/logout", data={}).status_code == 403  # no CSRF token
+    assert c.post("/logout", data={"csrf_token": _csrf(c.get("/queue").text)}).status_code == 303
+    assert c.get("/queue").status_code == 303
+
+
+def test_login_needs_csrf_and_is_rate_limited(web, tenants) -> None:
+    c = web()
+    assert c.post("/login", data={"username": "admin", "password": "secret-pw"}).status_code == 403
+    token = _csrf(c.get("/login").text)
+    for _ in range(5):
+        assert (
+            c.post(
+                "/login", data={"username": "admin", "password": "nope-nope", "csrf_token": token}
+            ).status_code
+            == 401
+        )
+    blocked = c.post("/login", data={"username": "admin", "password": "secret-pw", "csrf_token": token})
+    assert blocked.status_code == 429  # even the right password, for a while
+
+
+def test_restaurant_sees_only_its_own_alerts(login, web, seeded) -> None:
+    a, b = str(seeded["r-a"]), str(seeded["r-b"])
+    c = login("rest-a")
+    portal = c.get("/portal").text
+    assert a in portal and b not in portal
+    assert [i["id"] for i in c.get("/api/v1/alerts").json()["items"]] == [a]
+    assert c.get(f"/alerts/{a}").status_code == 200
+    assert c.get(f"/alerts/{b}").status_code == 404
+    assert c.get(f"/api/v1/alerts/{b}").status_code == 404
+    assert c.get(f"/media/{seeded['media'][a]}").status_code == 200
+    assert c.get(f"/media/{seeded['media'][b]}").status_code == 404  # another tenant's real media id
+    assert c.get(f"/media/{secrets.token_urlsafe(16)}").status_code == 404  # a guessed one
+    assert c.get("/media/../../etc/passwd").status_code == 404
+    assert c.get("/queue").status_code == 403
+    assert web().get(f"/media/{seeded['media'][a]}").status_code == 401  # no session at all
+
+
+def test_inspector_sees_only_their_districts(login, seeded) -> None:
+    a, b = str(seeded["r-a"]), str(seeded["r-b"])
+    c = login("insp-north")
+    queue = c.get("/queue").text
+    assert a in queue and b not in queue
+    assert c.get(f"/alerts/{b}").status_code == 404
+    assert c.get(f"/media/{seeded['media'][b]}").status_code == 404
+    assert {i["id"] for i in login("admin").get("/api/v1/alerts").json()["items"]} == {a, b}
+    assert (
+        c.get("/api/v1/health").json()["cameras"] == [c.get("/api/v1/health").json()["cameras"][0]]
+        and c.get("/api/v1/health").json()["cameras"][0]["restaurant"] == "r-a"
+    )
+
+
+def test_review_flow_is_audited_and_role_checked(login, seeded, sessions) -> None:
+    a = str(seeded["r-a"])
+    insp = login("insp-north")
+    r = insp.post(f"/api/v1/alerts/{a}/review", json={"verdict": "confirmed"})
+    assert r.status_code == 403  # cookie without CSRF header
+    r = insp.post(
+        f"/api/v1/alerts/{a}/review", json={"verdict": "false_positive"}, headers={"X-CSRF-Token": insp.csrf}
+    )
+    assert r.status_code == 422  # a false positive needs a reason
+    r = insp.post(
+        f"/alerts/{a}/review",
+        data={"verdict": "false_positive", "reason": "knife, not meat", "csrf_token": insp.csrf},
+    )
+    assert r.status_code == 303
+    rest = login("rest-a")
+    assert (
+        rest.post(
+            f"/api/v1/alerts/{a}/review", json={"verdict": "confirmed"}, headers={"X-CSRF-Token": rest.csrf}
+        ).status_code
+        == 403
+    )
+    detail = insp.get(f"/api/v1/alerts/{a}").json()
+    assert detail["verdict"] == "false_positive" and detail["reviews"][0]["reason"] == "knife, not meat"
+    assert "false_positive by insp-north" in [t["what"] for t in detail["timeline"]]
+    with sessions() as s:
+        log = s.scalars(select(AuditLog).where(AuditLog.action == "review")).one()
+        assert log.target_id == a and log.detail["verdict"] == "false_positive"
+    assert "knife, not meat" in insp.get(f"/alerts/{a}").text
+
+
+def test_restaurant_answers_with_a_photo(login, seeded, sessions, jpeg) -> None:
+    a = str(seeded["r-a"])
+    rest = login("rest-a")
+    r = rest.post(
+        f"/alerts/{a}/response",
+        data={"note": "Separated the boards", "csrf_token": rest.csrf},
+        files={"photo": ("fix.jpg", jpeg, "image/jpeg")},
+    )
+    assert r.status_code == 303, r.text
+    bad = rest.post(
+        f"/alerts/{a}/response",
+        data={"note": "x", "csrf_token": rest.csrf},
+        files={"photo": ("x.jpg", b"GIF89a...", "image/jpeg")},
+    )
+    assert bad.status_code == 422
+    other = login("rest-b")
+    assert (
+        other.post(f"/alerts/{a}/response", data={"note": "hi", "csrf_token": other.csrf}).status_code == 404
+    )
+    detail = rest.get(f"/api/v1/alerts/{a}").json()
+    photo_url = detail["responses"][0]["photo"]["url"]
+    assert rest.get(photo_url).content == jpeg
+    assert login("insp-north").get(photo_url).status_code == 200
+    assert other.get(photo_url).status_code == 404
+    insp = login("insp-north")
+    assert insp.post(f"/alerts/{a}/response", data={"note": "x", "csrf_token": insp.csrf}).status_code == 403
+    with sessions() as s:
+        assert s.get(Event, seeded["r-a"]).responded_at is not None
+        assert s.scalars(select(Response)).one().note == "Separated the boards"
+        assert s.scalars(select(AuditLog).where(AuditLog.action == "response")).one().target_id == a
+
+
+def test_api_tokens(web, seeded, sessions) -> None:
+    with sessions.begin() as s:
+        token = admin.create_token(s, "insp-north", "ci")
+    c = web()
+    auth = {"Authorization": f"Bearer {token}"}
+    assert [i["restaurant"] for i in c.get("/api/v1/alerts", headers=auth).json()["items"]] == ["r-a"]
+    r = c.post(f"/api/v1/alerts/{seeded['r-a']}/review", json={"verdict": "confirmed"}, headers=auth)
+    assert r.status_code == 200 and r.json()["verdict"] == "confirmed"  # no CSRF needed with a token
+    assert c.get("/api/v1/alerts", headers={"Authorization": "Bearer bkt_wrong"}).status_code == 401
+    assert c.get("/api/v1/me", headers=auth).json()["districts"] == ["North"]
+
+
+def test_pages_render(login, seeded) -> None:
+    c = login("admin")
+    a = str(seeded["r-a"])
+    for path in (
+        "/queue",
+        "/queue?status=unreviewed&district=North&rule=board_misuse&since=2020-01-01",
+        f"/alerts/{a}",
+        "/health",
+        "/stats",
+        "/stats?days=7",
+    ):
+        r = c.get(path)
+        assert r.status_code == 200, (path, r.text[:500])
+    assert "<svg" in c.get("/stats").text
+    assert c.get("/").headers["location"] == "/queue"
+    assert login("rest-a").get("/").headers["location"] == "/portal"
+    paths = c.get("/openapi.json").json()["paths"]
+    assert {
+        "/api/v1/alerts",
+        "/api/v1/alerts/{event_id}/review",
+        "/api/v1/alerts/{event_id}/response",
+        "/api/v1/health",
+        "/api/v1/stats",
+        "/media/{media_id}",
+    } <= set(paths)
