@@ -343,8 +343,8 @@ def fried(c: _Canvas, L: float) -> None:
     r = c.rng
     rolls = r.random() < 0.4
     for _ in range(r.integers(3, 7)):
-        x, y, a = r.uniform(-L * 0.3, L * 0.3), r.uniform(-L * 0.2, L * 0.2), r.uniform(0, 3)
-        rx, ry = (L * 0.22, L * 0.07) if rolls else (L * 0.12, L * 0.1)
+        x, y, a = r.uniform(-L * 0.22, L * 0.22), r.uniform(-L * 0.15, L * 0.15), r.uniform(0, 3)
+        rx, ry = (L * 0.24, L * 0.09) if rolls else (L * 0.16, L * 0.13)
         c.paint(
             c.mask([c.blob(x, y, rx, ry, 0.25 if not rolls else 0.03, a)]),
             _jit(r, (215, 150, 60)),

@@ -87,9 +87,15 @@ class PatchPainter:
     def region(self, polys: list[np.ndarray], within: np.ndarray | None = None) -> np.ndarray:
         """Float coverage (anti-aliased) of image polygons in patch coordinates, optionally intersected."""
         m = np.zeros((self.h, self.w), np.uint8)
-        cv2.fillPoly(m, [self.local(p) for p in polys], 255, cv2.LINE_AA, shift=2)
+        if not self.empty:
+            cv2.fillPoly(m, [self.local(p) for p in polys], 255, cv2.LINE_AA, shift=2)
         a = m.astype(np.float32) / 255.0
         return a if within is None else a * within
+
+    def soft_region(self, polys: list[np.ndarray], sigma_px: float) -> np.ndarray:
+        """Blurred coverage of polygons (soft shadows)."""
+        a = self.region(polys)
+        return a if self.empty else cv2.GaussianBlur(a, (0, 0), sigma_px)
 
     def fill(self, a: np.ndarray, colour: np.ndarray | tuple[float, ...]) -> None:
         """Blend ``colour`` (an RGB triple or an (h, w, 3) image) over coverage ``a``."""
@@ -107,6 +113,12 @@ def composite(base: np.ndarray, layers: list[Layer]) -> tuple[np.ndarray, np.nda
     """Blend layers in order over ``base`` (float32 RGB); returns (image, owner map, -1 = background)."""
     img = base.copy()
     owner = np.full(base.shape[:2], -1, np.int32)
+    composite_onto(img, owner, layers)
+    return img, owner
+
+
+def composite_onto(img: np.ndarray, owner: np.ndarray, layers: list[Layer]) -> None:
+    """Blend layers in order into ``img`` and ``owner``, in place."""
     for L in layers:
         h, w = L.alpha.shape
         sl = (slice(L.y0, L.y0 + h), slice(L.x0, L.x0 + w))
@@ -116,4 +128,3 @@ def composite(base: np.ndarray, layers: list[Layer]) -> tuple[np.ndarray, np.nda
             continue
         img[sl] = img[sl] * (1 - a) + L.rgb * a
         owner[sl][L.mask] = L.owner
-    return img, owner

@@ -92,7 +92,7 @@ def board(
     top = cam.project(np.column_stack([world, np.full(4, thick)]))
     hull = cv2.convexHull(np.concatenate([bot, top]).astype(np.float32))
     shadow = PatchPainter([hull + np.float32((6, 4))], owner, cam.width, cam.height)
-    shadow.fill(cv2.GaussianBlur(shadow.region([hull + np.float32((3, 3))]), (0, 0), 3) * 0.3, (0, 0, 0))
+    shadow.fill(shadow.soft_region([hull + np.float32((3, 3))], 3) * 0.3, (0, 0, 0))
     side = PatchPainter([hull], owner, cam.width, cam.height)
     side.fill(side.region([hull]), np.asarray(rgb, np.float32) * (0.55 if not wood else 0.5))
     layers = []
@@ -180,7 +180,7 @@ def container(
         return [], None
     base = np.asarray(colour, np.float32)
     sh = PatchPainter([hull + np.float32((8, 6))], owner, cam.width, cam.height)
-    sh.fill(cv2.GaussianBlur(sh.region([bot + np.float32((3, 2))]), (0, 0), 4) * 0.45, (0, 0, 0))
+    sh.fill(sh.soft_region([bot + np.float32((3, 2))], 4) * 0.45, (0, 0, 0))
     wall_img = _shade_columns(p, base * (0.8 if metal else 0.9), metal, rng)
     wall = p.region([hull])
     p.fill(wall, wall_img)
@@ -302,29 +302,23 @@ def cylinder(
     p = PatchPainter([hull], owner, cam.width, cam.height)
     if p.empty:
         return []
-    for a, b in itertools.pairwise(polys):
-        p.fill(
-            p.region([cv2.convexHull(np.concatenate([a, b]))]),
-            _shade_columns(p, np.asarray(body_rgb, np.float32), True, rng),
-        )
-    cap_top = _at(cam, circle, rings[-1][1], x, y, 0, z + height)
-    p.fill(
-        p.region([cv2.convexHull(np.concatenate([polys[-1], cap_top]))]),
-        _shade_columns(p, np.asarray(cap_rgb, np.float32), False, rng),
-    )
+    body = _shade_columns(p, np.asarray(body_rgb, np.float32), True, rng)
+    segments = [p.region([cv2.convexHull(np.concatenate([a, b]))]) for a, b in itertools.pairwise(polys)]
+    p.fill(segments[0], body)
     lo, hi = (0.2, 0.5) if bottle else (0.25, 0.65)
-    band = cv2.convexHull(
-        np.concatenate(
-            [
-                _at(cam, circle, 1.01, x, y, 0, z + lo * height),
-                _at(cam, circle, 1.01, x, y, 0, z + hi * height),
-            ]
-        )
+    band = [_at(cam, circle, 1.01, x, y, 0, z + f * height) for f in (lo, hi)]
+    label_rgb = [(235, 230, 210), (200, 40, 40), (240, 200, 60), (40, 60, 150)][rng.integers(4)]
+    p.fill(
+        p.region([cv2.convexHull(np.concatenate(band))], segments[0]),
+        _shade_columns(p, np.asarray(label_rgb, np.float32), False, rng),
     )
-    label_rgb = np.asarray(
-        [(235, 230, 210), (200, 40, 40), (240, 200, 60), (40, 60, 150)][rng.integers(4)], np.float32
-    )
-    p.fill(p.region([band]), _shade_columns(p, label_rgb, False, rng))
+    for seg in segments[1:]:  # shoulder and neck, seen above the label from a high camera
+        p.fill(seg, body)
+    cap_top = _at(cam, circle, rings[-1][1], x, y, 0, z + height)
+    cap = np.asarray(cap_rgb, np.float32)
+    cap_side = p.region([cv2.convexHull(np.concatenate([polys[-1], cap_top]))])
+    p.fill(cap_side, _shade_columns(p, cap, False, rng))
+    p.fill(p.region([cap_top]), np.clip(cap * 1.15 + 15, 0, 255))
     return [layer] if (layer := p.layer()) is not None else []
 
 
@@ -419,7 +413,7 @@ def arm(
     off = np.array([14.0, 10.0], np.float32)
     shadow = PatchPainter([forearm + off, palm + off], owner, cam.width, cam.height)
     if not shadow.empty:
-        shadow.fill(cv2.GaussianBlur(shadow.region([forearm + off, palm + off]), (0, 0), 7) * 0.3, (0, 0, 0))
+        shadow.fill(shadow.soft_region([forearm + off, palm + off], 7) * 0.3, (0, 0, 0))
         if (sh := shadow.layer()) is not None:
             sh.rgb = None
             layers.append(sh)

@@ -6,12 +6,14 @@ render; JPEG artefacts come from saving stills at the look's quality (clips get 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from training.synth.textures import smooth_noise
+
+NOISE_MARGIN_PX = 16
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Look:
     motion_px: int
     noise_sigma: float
     jpeg_quality: int
+    cache: dict = field(default_factory=dict, repr=False)  # derived per-pixel maps, filled on first use
 
 
 def sample_look(rng: np.random.Generator, width: int, height: int) -> Look:
@@ -73,15 +76,37 @@ def sample_look(rng: np.random.Generator, width: int, height: int) -> Look:
     )
 
 
+def _gain_map(look: Look) -> np.ndarray:
+    """Illumination x white balance x exposure, (h, w, 3) float32, computed once per look."""
+    if look.cache.get("gain") is None:
+        wb = np.asarray(look.white_balance, np.float32) * np.float32(look.gain)
+        look.cache["gain"] = np.ascontiguousarray(look.light * wb, np.float32)
+        look.cache["glare"] = np.ascontiguousarray(np.repeat(look.glare, 3, axis=2), np.float32)
+        lut = 255.0 * (np.arange(256) / 255.0) ** look.gamma
+        look.cache["gamma_lut"] = np.clip(np.round(lut), 0, 255).astype(np.uint8)
+    return look.cache["gain"]
+
+
+def _noise_window(look: Look, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Sensor noise (luma + blotchy chroma) for one frame: a random window of a field drawn once per look,
+    so that clips pay for the noise once (the window moves every frame, so the grain does not stand still)."""
+    m = NOISE_MARGIN_PX
+    if look.cache.get("noise") is None:
+        H, W = h + 2 * m, w + 2 * m
+        luma = rng.standard_normal((H, W, 1), dtype=np.float32)
+        chroma = cv2.resize(rng.standard_normal((H // 2, W // 2, 3), dtype=np.float32), (W, H)) * 0.5
+        look.cache["noise"] = (luma + chroma) * np.float32(look.noise_sigma)
+    dy, dx = rng.integers(0, 2 * m + 1, 2)
+    return look.cache["noise"][dy : dy + h, dx : dx + w]
+
+
 def apply_look(
     img: np.ndarray, look: Look, rng: np.random.Generator, flicker: float = 1.0, motion_angle: float = 0.0
 ) -> np.ndarray:
     """Clean float32 RGB render -> camera-like uint8 RGB."""
-    out = img * look.light
-    out *= np.asarray(look.white_balance, np.float32) * np.float32(look.gain * flicker)
-    out += look.glare
-    out = np.clip(out, 0, 255).astype(np.uint8)
-    out = cv2.LUT(out, (255.0 * (np.arange(256) / 255.0) ** look.gamma).astype(np.uint8))
+    out = cv2.multiply(img, _gain_map(look), scale=flicker)
+    out = cv2.convertScaleAbs(cv2.add(out, look.cache["glare"]))
+    out = cv2.LUT(out, look.cache["gamma_lut"])
     if look.blur_sigma > 0:
         out = cv2.GaussianBlur(out, (0, 0), look.blur_sigma)
     if look.motion_px:
@@ -91,7 +116,4 @@ def apply_look(
         cv2.line(k, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1)
         out = cv2.filter2D(out, -1, k / k.sum())
     h, w = out.shape[:2]
-    noise = rng.standard_normal((h, w, 1), dtype=np.float32) * look.noise_sigma
-    chroma = cv2.resize(rng.standard_normal((h // 2, w // 2, 3), dtype=np.float32), (w, h))
-    noise = noise + chroma * np.float32(look.noise_sigma * 0.5)
-    return np.clip(out + noise, 0, 255).astype(np.uint8)
+    return cv2.add(out, _noise_window(look, rng, h, w), dtype=cv2.CV_8U)

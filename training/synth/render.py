@@ -15,7 +15,7 @@ import numpy as np
 from training.classes import CLASS_ID
 from training.synth import objects as draw
 from training.synth.camera import Camera
-from training.synth.layers import Layer, composite
+from training.synth.layers import Layer, composite, composite_onto
 from training.synth.scene import SceneObject, SceneState, cached_food_sprite
 from training.synth.textures import counter_texture, tiles
 
@@ -97,7 +97,8 @@ class Renderer:
 
     def __init__(self) -> None:
         self._bg: tuple[tuple, np.ndarray] | None = None
-        self._layers: dict[tuple, tuple[list[Layer], Layer | None]] = {}
+        self._layers: dict[tuple, _Drawn] = {}
+        self._prefix: tuple[list[Layer], np.ndarray, np.ndarray] | None = None
 
     def background(self, state: SceneState) -> np.ndarray:
         key = (state.counter_seed, state.wall_y_cm, state.camera.K.tobytes(), state.camera.R.tobytes())
@@ -105,8 +106,8 @@ class Renderer:
             self._bg = (key, background(state.camera, state.counter_seed, state.wall_y_cm))
         return self._bg[1]
 
-    def object_layers(self, cam: Camera, o: SceneObject) -> tuple[list[Layer], Layer | None]:
-        """(layers, front-wall layer) of one object, cached by everything that shapes its pixels."""
+    def object_layers(self, cam: Camera, o: SceneObject) -> _Drawn:
+        """An object's drawn layers, cached by everything that shapes its pixels."""
         key = (
             o.id,
             o.kind,
@@ -121,7 +122,7 @@ class Renderer:
             repr(sorted(o.style.items())),
         )
         if key not in self._layers:
-            self._layers[key] = _draw(cam, o)
+            self._layers[key] = _Drawn.of(*_draw(cam, o))
         return self._layers[key]
 
     def forget_unused(self, keep_ids: set[int]) -> None:
@@ -134,9 +135,14 @@ class Renderer:
         state = state.copy()
         base = self.background(state)
         while True:
-            layers, areas = self._ordered_layers(state)
-            img, owner = composite(base, layers)
-            visible = {oid: float(np.count_nonzero(owner == oid)) / a for oid, a in areas.items() if a > 0}
+            layers, n_static, drawn = self._ordered_layers(state)
+            img, owner = self._composite(base, layers, n_static)
+            counts = np.bincount(owner.ravel() + 1)
+            visible = {
+                oid: float(counts[oid + 1] if oid + 1 < len(counts) else 0) / d.area
+                for oid, d in drawn.items()
+                if d.area > 0
+            }
             hidden = {oid for oid, v in visible.items() if v < MIN_VISIBLE_FRACTION}
             if not drop_occluded or not hidden:
                 break
@@ -145,22 +151,39 @@ class Renderer:
         for o in state.objects:
             if o.class_name is None or visible.get(o.id, 0.0) <= 0:
                 continue
-            ys, xs = np.nonzero(owner == o.id)
-            if len(xs):
-                labels.append(
-                    Label(
-                        o.id,
-                        CLASS_ID[o.class_name],
-                        int(xs.min()),
-                        int(ys.min()),
-                        int(xs.max()) + 1,
-                        int(ys.max()) + 1,
-                    )
+            x0, y0, x1, y1 = drawn[o.id].box
+            ys, xs = np.nonzero(owner[y0:y1, x0:x1] == o.id)
+            labels.append(
+                Label(
+                    o.id,
+                    CLASS_ID[o.class_name],
+                    x0 + int(xs.min()),
+                    y0 + int(ys.min()),
+                    x0 + int(xs.max()) + 1,
+                    y0 + int(ys.max()) + 1,
                 )
+            )
         return Rendered(img, owner, labels, visible, state)
 
-    def _ordered_layers(self, state: SceneState) -> tuple[list[Layer], dict[int, float]]:
-        """All layers in painter's order, and each labelled object's drawn area (px) for visibility."""
+    def _composite(
+        self, base: np.ndarray, layers: list[Layer], n_static: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Composite, reusing the previous frame's result for an unchanged prefix of still layers (clips)."""
+        prefix = layers[:n_static]
+        cached = self._prefix
+        if (
+            cached is None
+            or len(cached[0]) != len(prefix)
+            or any(a is not b for a, b in zip(cached[0], prefix, strict=False))
+        ):
+            cached = self._prefix = (prefix, *composite(base, prefix))
+        img, owner = cached[1].copy(), cached[2].copy()
+        composite_onto(img, owner, layers[n_static:])
+        return img, owner
+
+    def _ordered_layers(self, state: SceneState) -> tuple[list[Layer], int, dict[int, _Drawn]]:
+        """All layers in painter's order, how many come before the arms and what they hold, and the
+        drawings of the labelled objects."""
         cam, objs = state.camera, state.objects
         arms = {o.id for o in objs if o.kind == "arm"}
         held = [o for o in objs if o.parent in arms]
@@ -168,50 +191,63 @@ class Renderer:
         ids = {o.id for o in rest}
         children = {o.id: [c for c in rest if c.parent == o.id and c.kind == "container"] for o in rest}
         order: list[Layer] = []
+        drawn: dict[int, _Drawn] = {}
+
+        def add(o: SceneObject) -> _Drawn:
+            d = self.object_layers(cam, o)
+            order.extend(d.layers)
+            if o.class_name is not None:
+                drawn[o.id] = d
+            return d
 
         def standing(o: SceneObject) -> None:
-            layers, front = self.object_layers(cam, o)
-            order.extend(layers)
+            d = add(o)
             kids = children.get(o.id, [])
             for c in sorted(kids, key=lambda c: -c.y):
                 standing(c)
-            if kids and front is not None:
-                order.append(front)
+            if kids and d.front is not None:
+                order.append(d.front)
 
         for o in rest:
             if o.kind in ("cloth", "board"):
-                order.extend(self.object_layers(cam, o)[0])
+                add(o)
         for o in sorted((o for o in rest if o.kind in _FLAT_KINDS), key=lambda o: (o.z, -o.y)):
-            order.extend(self.object_layers(cam, o)[0])
+            add(o)
         roots = [
             o for o in rest if o.kind in _STANDING_KINDS and not (o.kind == "container" and o.parent in ids)
         ]
         for o in sorted(roots, key=lambda o: -o.y):
             standing(o)
+        n_static = len(order)
         for a in (o for o in objs if o.kind == "arm"):
             for h in held:
                 if h.parent == a.id:
-                    layers = self.object_layers(cam, h)[0]
-                    order.extend(layers)
-            order.extend(self.object_layers(cam, a)[0])
+                    add(h)
+            add(a)
         self.forget_unused({o.id for o in objs})
-        return order, _drawn_areas(order, {o.id for o in objs if o.class_name is not None})
+        return order, n_static, drawn
 
 
-def _drawn_areas(layers: list[Layer], labelled: set[int]) -> dict[int, float]:
-    boxes: dict[int, list[Layer]] = {}
-    for L in layers:
-        if L.rgb is not None and L.owner in labelled:
-            boxes.setdefault(L.owner, []).append(L)
-    areas = {}
-    for oid, ls in boxes.items():
-        x0, y0 = min(L.x0 for L in ls), min(L.y0 for L in ls)
-        x1, y1 = max(L.x0 + L.alpha.shape[1] for L in ls), max(L.y0 + L.alpha.shape[0] for L in ls)
+@dataclass
+class _Drawn:
+    """One object's layers, its front-wall layer (containers), and its drawn area and box in pixels."""
+
+    layers: list[Layer]
+    front: Layer | None
+    area: float
+    box: tuple[int, int, int, int]
+
+    @classmethod
+    def of(cls, layers: list[Layer], front: Layer | None) -> _Drawn:
+        own = [L for L in layers if L.rgb is not None]
+        if not own:
+            return cls(layers, front, 0.0, (0, 0, 0, 0))
+        x0, y0 = min(L.x0 for L in own), min(L.y0 for L in own)
+        x1, y1 = max(L.x0 + L.alpha.shape[1] for L in own), max(L.y0 + L.alpha.shape[0] for L in own)
         m = np.zeros((y1 - y0, x1 - x0), bool)
-        for L in ls:
+        for L in own:
             m[L.y0 - y0 : L.y0 - y0 + L.alpha.shape[0], L.x0 - x0 : L.x0 - x0 + L.alpha.shape[1]] |= L.mask
-        areas[oid] = float(np.count_nonzero(m))
-    return areas
+        return cls(layers, front, float(np.count_nonzero(m)), (x0, y0, x1, y1))
 
 
 def _draw(cam: Camera, o: SceneObject) -> tuple[list[Layer], Layer | None]:

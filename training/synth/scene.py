@@ -173,7 +173,7 @@ def make_container(
     parent: int | None = None,
     max_half_cm: float | None = None,
 ) -> SceneObject:
-    """A basin, bowl, plastic box or gastronorm pan; ``max_half_cm`` caps its half-extent (to fit inside)."""
+    """A basin, bowl, plastic box or gastronorm pan; ``max_half_cm`` caps its footprint radius (to fit in)."""
     kind = kind or str(rng.choice(CONTAINER_KINDS, p=[0.3, 0.2, 0.25, 0.25]))
     if kind == "basin":
         size, height, rgb = (rng.uniform(10, 15),), rng.uniform(7, 12), (190, 192, 195)
@@ -192,7 +192,7 @@ def make_container(
         L = rng.uniform(22, 33)
         size, height, rgb = (L, L * rng.uniform(0.6, 0.8)), rng.uniform(6.5, 14), (185, 188, 192)
     if max_half_cm is not None:
-        k = min(1.0, max_half_cm / (max(size) if len(size) == 1 else max(size) / 2))
+        k = min(1.0, max_half_cm / _footprint_radius(size))
         size = tuple(s * k for s in size)
     filled = bool(rng.random() < 0.6) if filled is None else filled
     style = {
@@ -218,8 +218,12 @@ def make_container(
 
 
 def container_radius(o: SceneObject) -> float:
-    """Half-extent of a container's footprint (radius, or half the long side)."""
-    return o.size[0] if len(o.size) == 1 else max(o.size) / 2
+    """Radius of a container's footprint disc (its radius, or half the rectangle's diagonal)."""
+    return _footprint_radius(o.size)
+
+
+def _footprint_radius(size: tuple[float, ...]) -> float:
+    return size[0] if len(size) == 1 else float(np.hypot(*size)) / 2
 
 
 def make_distractor(
@@ -312,7 +316,7 @@ def make_arm(rng: np.random.Generator, cam: Camera, oid: int, x: float, y: float
     )
 
 
-class _Placer:
+class Placer:
     """Rejection sampling of non-overlapping footprints (discs in cm) inside the visible counter."""
 
     def __init__(self, rng: np.random.Generator, cam: Camera, wall_y: float) -> None:
@@ -341,7 +345,7 @@ def sample_scene(rng: np.random.Generator, width: int = 640, height: int = 360) 
     wall_v = rng.uniform(-0.3, 0.28) * height
     wall_y = float(cam.unproject(np.array([[width / 2, wall_v]]))[0, 1])
     objs: list[SceneObject] = []
-    place = _Placer(rng, cam, wall_y)
+    place = Placer(rng, cam, wall_y)
 
     def nid() -> int:
         return len(objs)
@@ -399,7 +403,7 @@ def sample_scene(rng: np.random.Generator, width: int = 640, height: int = 360) 
     return SceneState(cam, int(rng.integers(2**31)), wall_y, objs)
 
 
-def _sample_container_group(rng: np.random.Generator, place: _Placer, objs: list[SceneObject]) -> None:
+def _sample_container_group(rng: np.random.Generator, place: Placer, objs: list[SceneObject]) -> None:
     """One container, a side-by-side pair, a stacked pair (upper base inside the lower's top) or a nested
     pair."""
     mode = rng.choice(["single", "side", "stacked", "nested"], p=[0.35, 0.2, 0.3, 0.15])
@@ -425,7 +429,7 @@ def _sample_container_group(rng: np.random.Generator, place: _Placer, objs: list
                 lower.y + jitter[1],
                 top_z,
                 parent=lower.id,
-                max_half_cm=r * float(rng.uniform(0.85, 1.05)),
+                max_half_cm=r * float(rng.uniform(0.65, 0.85)),
             )
         )
     elif mode == "nested":
@@ -438,7 +442,7 @@ def _sample_container_group(rng: np.random.Generator, place: _Placer, objs: list
             kind=lower.style["kind"],
             filled=False,
             parent=lower.id,
-            max_half_cm=r * float(rng.uniform(0.8, 0.9)),
+            max_half_cm=r * 0.85,
         )
         inner.angle, inner.height = lower.angle, min(inner.height, lower.height + 0.5)
         objs.append(inner)
