@@ -14,6 +14,14 @@ async function postVerdict(id, verdict, reason) {
   return r.json();
 }
 
+function restaurantCell(a) {
+  const frag = document.createDocumentFragment();
+  const small = document.createElement("small");
+  small.textContent = `${a.district} · ${a.camera}`;
+  frag.append(a.restaurant_name, document.createElement("br"), small);
+  return frag;
+}
+
 // ---- review queue
 function initQueue() {
   const tbody = document.querySelector("#queue tbody");
@@ -71,7 +79,7 @@ function initQueue() {
     const cells = [
       a.thumbnail ? Object.assign(document.createElement("img"), { className: "thumb", src: a.thumbnail.url, alt: "" }) : "",
       a.started_at.replace("T", " ").slice(0, 19),
-      `${a.restaurant_name}\n${a.district} · ${a.camera}`,
+      restaurantCell(a),
       a.rule_name || a.rule,
       Object.assign(document.createElement("span"), { className: `sev sev-${a.severity}`, textContent: a.severity }),
       a.score.toFixed(2),
@@ -85,6 +93,8 @@ function initQueue() {
       tr.append(td);
     });
     tbody.prepend(tr);
+    const total = document.getElementById("total");
+    if (total) total.textContent = String(Number(total.textContent) + 1);
     sel += 1;
     select(sel);
   });
