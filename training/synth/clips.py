@@ -22,17 +22,15 @@ from training.classes import BOARD_COLOURS, FOOD_CATEGORIES
 from training.synth.palette import DEFAULT_BOARD_FOOD, correct_food, is_violation
 from training.synth.photometric import apply_look, sample_look
 from training.synth.render import Renderer
-from training.synth.scene import (
-    Placer,
-    SceneObject,
-    SceneState,
+from training.synth.scene import Placer, sample_camera
+from training.synth.state import SceneObject, SceneState
+from training.synth.things import (
     container_radius,
     make_arm,
     make_board,
     make_container,
     make_distractor,
     make_food,
-    sample_camera,
 )
 
 GENERATOR_VERSION = "synth-clips/1"

@@ -16,8 +16,9 @@ from training.classes import CLASS_ID
 from training.synth import objects as draw
 from training.synth.camera import Camera
 from training.synth.layers import Layer, composite, composite_onto
-from training.synth.scene import SceneObject, SceneState, cached_food_sprite
+from training.synth.state import SceneObject, SceneState
 from training.synth.textures import counter_texture, tiles
+from training.synth.things import cached_food_sprite
 
 MIN_VISIBLE_FRACTION = 0.3
 _FLAT_KINDS = ("food", "knife", "sponge")
