@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import supervision as sv
 
+from brightkitchen.contract import EventMessage, FrameSize, ModelRef, camera_topic, encode, utc_now
 from brightkitchen.model_card import LabelInfo
 from edge_agent.config import EdgeConfig, RuleConfig
 from edge_agent.rules.base import LabelMap
@@ -56,3 +58,24 @@ def edge_cfg(**overrides: Any) -> EdgeConfig:
     }
     data.update(overrides)
     return EdgeConfig.model_validate(data)
+
+
+def event_row(i: int, restaurant: str = "r-a") -> tuple[str, str, str, bytes]:
+    """An outbox row (msg_id, kind, topic, payload) holding a valid event whose details carry ``n = i``."""
+    msg = EventMessage(
+        event_id=uuid.UUID(int=i + 1),
+        seq=0,
+        phase="new",
+        restaurant=restaurant,
+        camera="cam1",
+        agent="box-1",
+        rule="board_misuse",
+        severity="high",
+        started_at=utc_now(),
+        sent_at=utc_now(),
+        score=0.9,
+        frame=FrameSize(width=640, height=360),
+        model=ModelRef(name="m", version="1"),
+        details={"n": i},
+    )
+    return f"event:{msg.event_id}:0", "event", camera_topic(restaurant, "cam1", "event"), encode(msg)
