@@ -22,7 +22,7 @@ from edge_agent.config import CameraConfig, EdgeConfig, RuleConfig
 from edge_agent.detector import Detector, DetectorSlot
 from edge_agent.events import EventChange
 from edge_agent.pipeline import CameraPipeline
-from edge_agent.sources import FrameSource
+from edge_agent.sources import FrameSource, check_video_file
 
 DEFAULT_RULES = ("board_misuse", "stacked_containers")
 
@@ -78,6 +78,7 @@ def replay_video(
     clips. Raises ``SourceError`` for a missing or unreadable video.
     """
     video = Path(video)
+    check_video_file(video)
     if config is None:
         if model_dir is None:
             raise ValueError("replay needs a model folder or a config that names one")

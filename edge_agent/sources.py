@@ -48,6 +48,18 @@ class Frame:
         return self.image.shape[1], self.image.shape[0]
 
 
+def check_video_file(path: Path) -> None:
+    """Raise ``SourceError`` unless ``path`` opens as a video and yields a first frame."""
+    if not Path(path).is_file():
+        raise SourceError(f"video file {path} does not exist")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened() or not cap.read()[0]:
+            raise SourceError(f"cannot read video file {path} (corrupt or not a video?)")
+    finally:
+        cap.release()
+
+
 def is_file_source(source: str) -> bool:
     return "://" not in source and not source.startswith("usb:")
 

@@ -52,7 +52,7 @@ def test_looped_file_goes_on_with_increasing_time(small_clip: Path) -> None:
 
 def test_corrupt_file_is_a_clear_error_in_strict_mode(corrupt_video: Path) -> None:
     cam = CameraConfig(id="c", source=str(corrupt_video), realtime=False)
-    with pytest.raises(SourceError, match="corrupt.mp4"):
+    with pytest.raises(SourceError, match=r"corrupt\.mp4"):
         list(FrameSource(cam, strict=True).frames())
 
 
