@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RECEIVE_MAXIMUM = 500  # unacknowledged messages the broker may have in flight to us
 ATTEMPTS_BEFORE_DEAD_LETTER = 3
+BATCH_MAX = 100  # messages stored per transaction when they queue up
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,43 @@ class IngestWorker:
 
     # -- processing thread
     def _process_loop(self) -> None:
-        while True:
+        """Take what has queued up (up to ``BATCH_MAX``), store it in one transaction, then acknowledge."""
+        stop = False
+        while not stop:
             item = self._queue.get()
             if item is None:
                 return
-            if self._store(item) and item.qos > 0 and item.generation == self._generation:
-                self.client.ack(item.mid, item.qos)
+            batch = [item]
+            while len(batch) < BATCH_MAX:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            for done in self._store_batch(batch):
+                if done.qos > 0 and done.generation == self._generation:
+                    self.client.ack(done.mid, done.qos)
+
+    def _store_batch(self, batch: list[_Item]) -> list[_Item]:
+        """Store a batch; returns the items that may be acknowledged."""
+        delay_s = 0.5
+        while True:
+            try:
+                results = self.persister.handle_batch([(i.topic, i.payload) for i in batch])
+                self.counts.update(r.outcome for r in results)
+                return batch
+            except OperationalError as exc:
+                if self._stopping.is_set():
+                    return []
+                log.warning("database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay_s)
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 30.0)
+            except Exception:
+                log.exception("storing a batch of %d failed; storing one by one", len(batch))
+                return [i for i in batch if self._store(i)]
 
     def _store(self, item: _Item) -> bool:
         """Store or dead-letter one message; False if the database stayed unreachable (do not ack)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from dashboard.models import Agent, AgentReply, Camera, DeadLetter, Event, Media
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_HEAD_BYTES = 4096
+REGISTRY_CACHE_S = 30.0  # how long a registered restaurant/camera is trusted without asking the database
 Outcome = Literal["stored", "duplicate", "rejected"]
 
 
@@ -61,6 +63,28 @@ class Persister:
     def __init__(self, sessions: sessionmaker[Session], store: MediaStore) -> None:
         self.sessions = sessions
         self.store = store
+        # Registered restaurants and cameras change rarely: remember positive lookups for a while.
+        self._known: dict[tuple[str, str | None], tuple[float, int]] = {}
+
+    def handle_batch(self, items: list[tuple[str, bytes]]) -> list[Result]:
+        """Store several messages in one transaction (one commit instead of one per message).
+
+        If two workers race on the same row, the batch is redone message by message.
+        """
+        results: list[Result] = []
+        try:
+            with self.sessions.begin() as session:
+                for topic, payload in items:
+                    try:
+                        msg = decode(topic, payload)
+                        results.append(self._apply(session, msg))
+                    except ContractError as exc:
+                        results.append(self._dead_letter(session, topic, payload, exc.reason, exc.detail))
+                    except Rejected as exc:
+                        results.append(self._dead_letter(session, topic, payload, exc.reason, exc.detail))
+        except IntegrityError:
+            return [self.handle(topic, payload) for topic, payload in items]
+        return results
 
     def handle(self, topic: str, payload: bytes) -> Result:
         """Store one message; never raises for a bad message, only for database trouble."""
@@ -82,21 +106,41 @@ class Persister:
 
     def reject(self, topic: str, payload: bytes, reason: str, detail: str) -> Result:
         """Record a refused message in the dead-letter table."""
-        log.warning("rejected message on %s: %s: %s", topic, reason, detail[:300])
         with self.sessions.begin() as session:
-            session.add(
-                DeadLetter(
-                    topic=topic[:300],
-                    reason=reason,
-                    detail=detail[:4000],
-                    payload_size=len(payload),
-                    payload_head=payload[:DEAD_LETTER_HEAD_BYTES],
-                )
+            return self._dead_letter(session, topic, payload, reason, detail)
+
+    @staticmethod
+    def _dead_letter(session: Session, topic: str, payload: bytes, reason: str, detail: str) -> Result:
+        log.warning("rejected message on %s: %s: %s", topic, reason, detail[:300])
+        session.add(
+            DeadLetter(
+                topic=topic[:300],
+                reason=reason,
+                detail=detail[:4000],
+                payload_size=len(payload),
+                payload_head=payload[:DEAD_LETTER_HEAD_BYTES],
             )
+        )
         return Result("rejected", reason)
 
+    def _lookup(self, session: Session, restaurant: str, camera: str | None) -> int | None:
+        """The camera's primary key (or 0 for a restaurant), from a short-lived cache or the database."""
+        key = (restaurant, camera)
+        hit = self._known.get(key)
+        if hit is not None and time.monotonic() - hit[0] < REGISTRY_CACHE_S:
+            return hit[1]
+        if camera is None:
+            found = 0 if session.get(Restaurant, restaurant) is not None else None
+        else:
+            found = session.scalar(
+                select(Camera.id).where(Camera.restaurant_id == restaurant, Camera.camera_id == camera)
+            )
+        if found is not None:
+            self._known[key] = (time.monotonic(), found)
+        return found
+
     def _apply(self, session: Session, msg: Any) -> Result:
-        if session.get(Restaurant, msg.restaurant) is None:
+        if self._lookup(session, msg.restaurant, None) is None:
             raise Rejected("unknown_restaurant", f"restaurant {msg.restaurant!r} is not registered")
         if isinstance(msg, EventMessage):
             return self._event(session, msg)
@@ -120,28 +164,24 @@ class Persister:
             return Result("stored")
         raise Rejected("unexpected_type", f"{msg.type} messages are not for the dashboard")
 
-    @staticmethod
-    def _camera(session: Session, restaurant: str, camera: str) -> Camera:
-        cam = session.scalar(
-            select(Camera).where(Camera.restaurant_id == restaurant, Camera.camera_id == camera)
-        )
-        if cam is None:
-            raise Rejected(
-                "unknown_camera", f"camera {camera!r} is not registered for restaurant {restaurant!r}"
-            )
-        return cam
+    def _camera(self, session: Session, restaurant: str, camera: str) -> int:
+        pk = self._lookup(session, restaurant, camera)
+        if pk is None:
+            raise Rejected("unknown_camera", f"camera {camera!r} of {restaurant!r} is not registered")
+        return pk
 
     def _event(self, session: Session, msg: EventMessage) -> Result:
-        cam = self._camera(session, msg.restaurant, msg.camera)
+        camera_pk = self._camera(session, msg.restaurant, msg.camera)
         existing = session.get(Event, msg.event_id)
-        if existing is not None and (existing.restaurant_id, existing.camera_pk) != (msg.restaurant, cam.id):
+        owner = (msg.restaurant, camera_pk)
+        if existing is not None and (existing.restaurant_id, existing.camera_pk) != owner:
             raise Rejected("event_conflict", f"event {msg.event_id} belongs to another restaurant or camera")
         if existing is not None and existing.seq >= msg.seq:
             return Result("duplicate")
         now = now_utc()
         values = {
             "restaurant_id": msg.restaurant,
-            "camera_pk": cam.id,
+            "camera_pk": camera_pk,
             "agent_id": msg.agent,
             "seq": msg.seq,
             "phase": msg.phase,
