@@ -119,9 +119,9 @@ class MqttLink:
         self._pump.start()
 
     def stop(self, drain_s: float = 0.0) -> None:
-        """Optionally wait up to ``drain_s`` for the outbox to empty, then say offline and disconnect."""
+        """Wait up to ``drain_s`` for the outbox to empty (even through a reconnect), then go offline."""
         end = time.monotonic() + drain_s
-        while self.connected.is_set() and self.outbox.depth()[0] and time.monotonic() < end:
+        while self.outbox.depth()[0] and time.monotonic() < end:
             time.sleep(0.1)
         self._stop.set()
         self._wake.set()
