@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are plugin chatter
 
@@ -46,6 +47,10 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def make_revision(engine: Engine, message: str) -> None:
-    """Autogenerate a new migration from the difference between ``models.py`` and ``engine``'s database."""
+    """Autogenerate the next numbered migration (``0003_...``) from the difference between ``models.py``
+    and ``engine``'s database, which must be at the newest revision."""
+    versions = Path(__file__).parent / "migrations" / "versions"
+    numbers = [int(p.name[:4]) for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py")]
+    rev_id = f"{max(numbers, default=0) + 1:04d}"
     with engine.begin() as conn:
-        command.revision(_alembic_config(conn), message=message, autogenerate=True)
+        command.revision(_alembic_config(conn), message=message, autogenerate=True, rev_id=rev_id)

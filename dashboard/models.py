@@ -128,6 +128,8 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_queue", "verdict", "started_at"),
         Index("ix_events_restaurant_started", "restaurant_id", "started_at"),
+        # Counting a tenant's unreviewed alerts without touching the table.
+        Index("ix_events_restaurant_verdict", "restaurant_id", "verdict", "started_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, doc="the contract's event_id")

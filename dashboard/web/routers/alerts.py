@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from dashboard.models import Camera, Event, Media, Response, Restaurant, Review, User
@@ -43,37 +43,45 @@ class AlertFilter(BaseModel):
         return None if value == "" else value
 
 
-def alert_select(user: User, f: AlertFilter) -> Select[Any]:
-    """The scoped, filtered list of alerts: unreviewed first, newest first."""
-    q = (
+def alert_conditions(user: User, f: AlertFilter) -> list[ColumnElement[bool]]:
+    """WHERE clauses on ``events`` alone (no joins, so counts and index scans stay cheap)."""
+    conds = [restaurant_filter(user, Event.restaurant_id)]
+    if f.status == "unreviewed":
+        conds.append(Event.verdict.is_(None))
+    elif f.status == "unanswered":
+        conds.append(Event.responded_at.is_(None))
+    elif f.status not in (None, "all"):
+        conds.append(Event.verdict == f.status)
+    if f.district:
+        conds.append(Event.restaurant_id.in_(select(Restaurant.id).where(Restaurant.district == f.district)))
+    if f.restaurant:
+        conds.append(Event.restaurant_id == f.restaurant)
+    if f.camera:
+        conds.append(Event.camera_pk == f.camera)
+    if f.rule:
+        conds.append(Event.rule == f.rule)
+    if f.severity:
+        conds.append(Event.severity == f.severity)
+    if f.since:
+        conds.append(Event.started_at >= datetime.combine(f.since, time(), UTC))
+    if f.until:
+        conds.append(Event.started_at < datetime.combine(f.until + timedelta(days=1), time(), UTC))
+    return conds
+
+
+def alert_select(user: User, f: AlertFilter, *extra: ColumnElement[bool]) -> Select[Any]:
+    """The scoped, filtered alerts with their restaurant and camera names, newest first."""
+    return (
         select(Event, Restaurant.name, Restaurant.district, Camera.camera_id)
         .join(Restaurant, Event.restaurant_id == Restaurant.id)
         .join(Camera, Event.camera_pk == Camera.id)
-        .where(restaurant_filter(user, Event.restaurant_id))
+        .where(*alert_conditions(user, f), *extra)
+        .order_by(Event.started_at.desc())
     )
-    if f.status in (None, "all"):
-        pass
-    elif f.status == "unreviewed":
-        q = q.where(Event.verdict.is_(None))
-    elif f.status == "unanswered":
-        q = q.where(Event.responded_at.is_(None))
-    else:
-        q = q.where(Event.verdict == f.status)
-    if f.district:
-        q = q.where(Restaurant.district == f.district)
-    if f.restaurant:
-        q = q.where(Event.restaurant_id == f.restaurant)
-    if f.camera:
-        q = q.where(Event.camera_pk == f.camera)
-    if f.rule:
-        q = q.where(Event.rule == f.rule)
-    if f.severity:
-        q = q.where(Event.severity == f.severity)
-    if f.since:
-        q = q.where(Event.started_at >= datetime.combine(f.since, time(), UTC))
-    if f.until:
-        q = q.where(Event.started_at < datetime.combine(f.until + timedelta(days=1), time(), UTC))
-    return q.order_by(Event.verdict.is_not(None), Event.started_at.desc())
+
+
+def _count(db: Session, conds: list[ColumnElement[bool]]) -> int:
+    return db.scalar(select(func.count()).select_from(Event).where(*conds)) or 0
 
 
 class MediaOut(BaseModel):
@@ -151,10 +159,21 @@ def summaries(db: Session, rows: list[Any]) -> list[AlertSummary]:
 
 
 def list_alerts(db: Session, user: User, f: AlertFilter) -> AlertPage:
-    q = alert_select(user, f)
-    total = db.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
-    rows = list(db.execute(q.limit(f.limit).offset(f.offset)))
-    return AlertPage(total=total, items=summaries(db, rows))
+    """One page of alerts. Without a status filter: unreviewed first (newest first), then reviewed —
+    done as two index-friendly queries rather than one sort over every alert."""
+    if f.status not in (None, "all"):
+        rows = list(db.execute(alert_select(user, f).limit(f.limit).offset(f.offset)))
+        return AlertPage(total=_count(db, alert_conditions(user, f)), items=summaries(db, rows))
+    conds = alert_conditions(user, f)
+    unreviewed = _count(db, [*conds, Event.verdict.is_(None)])
+    rows = []
+    if f.offset < unreviewed:
+        q = alert_select(user, f, Event.verdict.is_(None)).limit(f.limit).offset(f.offset)
+        rows = list(db.execute(q))
+    if len(rows) < f.limit:
+        q = alert_select(user, f, Event.verdict.is_not(None))
+        rows += list(db.execute(q.limit(f.limit - len(rows)).offset(max(0, f.offset - unreviewed))))
+    return AlertPage(total=_count(db, conds), items=summaries(db, rows))
 
 
 class ReviewOut(BaseModel):
@@ -294,10 +313,11 @@ def alert_page(request: Request, event_id: str, principal: PageUser, db: Db) -> 
     alert = alert_detail(db, principal.user, event_id)
     nxt = None
     if principal.role in ("admin", "inspector"):
+        unreviewed = alert_conditions(principal.user, AlertFilter(status="unreviewed"))
         nxt = db.scalar(
-            alert_select(principal.user, AlertFilter(status="unreviewed"))
-            .where(Event.id != alert.id)
-            .with_only_columns(Event.id)
+            select(Event.id)
+            .where(*unreviewed, Event.id != alert.id)
+            .order_by(Event.started_at.desc())
             .limit(1)
         )
     return request.app.state.templates.TemplateResponse(

@@ -33,7 +33,7 @@ def live(request: Request, principal: ApiUser) -> StreamingResponse:
     def fetch(since: datetime) -> list[tuple[uuid.UUID, str, datetime]]:
         with sessions() as db:
             # Look a little back: a slower worker may commit an alert stamped before the newest one seen.
-            q = alert_select(user, AlertFilter()).where(Event.received_at > since - OVERLAP)
+            q = alert_select(user, AlertFilter(), Event.received_at > since - OVERLAP)
             rows = list(db.execute(q.order_by(None).order_by(Event.received_at).limit(100)))
             return [(s.id, s.model_dump_json(), s.received_at) for s in summaries(db, rows)]
 
