@@ -32,7 +32,7 @@ RULES = ("board_misuse", "stacked_containers")
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
-def fill(sessions, n: int) -> None:  # noqa: ANN001
+def fill(sessions, n: int) -> None:
     rng = random.Random(7)
     with sessions.begin() as s:
         for r in range(60):
@@ -45,7 +45,7 @@ def fill(sessions, n: int) -> None:  # noqa: ANN001
         cams = [(c.id, c.restaurant_id) for c in s.query(Camera)]
     now = utc_now()
     rows = []
-    for i in range(n):
+    for _ in range(n):
         cam_pk, rid = rng.choice(cams)
         started = now - timedelta(seconds=rng.uniform(0, 90 * 86400))
         reviewed = rng.random() < 0.33
@@ -89,7 +89,7 @@ def fill(sessions, n: int) -> None:  # noqa: ANN001
             s.execute(insert(Event), rows)
 
 
-def timeit(client, path: str, repeat: int) -> tuple[float, float]:  # noqa: ANN001
+def timeit(client, path: str, repeat: int) -> tuple[float, float]:
     client.get(path)  # warm
     times = []
     for _ in range(repeat):
@@ -147,7 +147,8 @@ def main() -> None:
             ):
                 p50, p95 = timeit(client, path, args.repeat)
                 print(
-                    f"db={args.db} alerts={args.alerts} user={user:5} {path:42} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms"
+                    f"db={args.db} alerts={args.alerts} user={user:5} {path:42} "
+                    f"p50 {p50:6.1f} ms  p95 {p95:6.1f} ms"
                 )
     finally:
         engine.dispose()
