@@ -15,10 +15,18 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from dashboard.config import DashboardConfig
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Central dashboard: MQTT ingest, review UI, REST API, admin.", no_args_is_help=True)
 
@@ -28,7 +36,10 @@ ConfigOpt = Annotated[
 ]
 
 
-def _load(config: Path):
+ExistOk = Annotated[bool, typer.Option("--exist-ok", help="succeed without changes if it already exists")]
+
+
+def _load(config: Path) -> DashboardConfig:
     from brightkitchen.config import ConfigError
     from dashboard.config import load_dashboard_config
 
@@ -39,7 +50,7 @@ def _load(config: Path):
         raise typer.Exit(2) from None
 
 
-def _admin(config: Path, action):
+def _admin(config: Path, action: Callable[[Session], T]) -> T:
     """Run ``action(session)`` in one transaction; AdminError becomes a clean message and exit 1."""
     from dashboard.admin import AdminError
     from dashboard.db import open_database
@@ -115,12 +126,19 @@ def add_restaurant(
         str, typer.Option(help="administrative district (inspectors are assigned by it)")
     ] = "",
     address: Annotated[str, typer.Option()] = "",
+    exist_ok: ExistOk = False,
 ) -> None:
     """Register a restaurant."""
     from dashboard.admin import create_restaurant
+    from dashboard.models import Restaurant
 
-    _admin(config, lambda s: create_restaurant(s, restaurant_id, name, district, address))
-    typer.echo(f"restaurant {restaurant_id} created")
+    def action(s: Session) -> str:
+        if exist_ok and s.get(Restaurant, restaurant_id) is not None:
+            return "exists"
+        create_restaurant(s, restaurant_id, name, district, address)
+        return "created"
+
+    typer.echo(f"restaurant {restaurant_id} {_admin(config, action)}")
 
 
 @app.command("add-camera")
@@ -129,12 +147,24 @@ def add_camera(
     restaurant_id: Annotated[str, typer.Argument()],
     camera_id: Annotated[str, typer.Argument()],
     name: Annotated[str, typer.Option()] = "",
+    exist_ok: ExistOk = False,
 ) -> None:
     """Register a camera of a restaurant (events from unregistered cameras are refused)."""
-    from dashboard.admin import create_camera
+    from sqlalchemy import select
 
-    _admin(config, lambda s: create_camera(s, restaurant_id, camera_id, name))
-    typer.echo(f"camera {restaurant_id}/{camera_id} created")
+    from dashboard.admin import create_camera
+    from dashboard.models import Camera
+
+    def action(s: Session) -> str:
+        found = s.scalar(
+            select(Camera).where(Camera.restaurant_id == restaurant_id, Camera.camera_id == camera_id)
+        )
+        if exist_ok and found is not None:
+            return "exists"
+        create_camera(s, restaurant_id, camera_id, name)
+        return "created"
+
+    typer.echo(f"camera {restaurant_id}/{camera_id} {_admin(config, action)}")
 
 
 def _password(password_env: str | None) -> str:
@@ -214,3 +244,22 @@ def mqtt_credentials(
     files = write_mosquitto_auth(out, ids, dashboard_user, rotate)
     typer.echo(f"wrote {files.password_file}, {files.acl_file} and {files.conf_file}")
     typer.echo(f"new passwords in {files.credentials_dir}/ for: {', '.join(files.created) or 'nobody'}")
+
+
+@app.command("dead-letters")
+def dead_letters_cmd(
+    config: ConfigOpt,
+    limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
+) -> None:
+    """List messages the ingest refused, with their reason codes."""
+    from sqlalchemy import select
+
+    from dashboard.models import DeadLetter
+
+    rows = _admin(
+        config, lambda s: list(s.scalars(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)))
+    )
+    for d in rows:
+        typer.echo(f"{d.received_at:%Y-%m-%d %H:%M:%S} {d.reason:20} {d.topic}  {d.detail[:120]}")
+    if not rows:
+        typer.echo("no dead letters")

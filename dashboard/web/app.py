@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,11 +21,21 @@ from dashboard.config import DashboardConfig
 from dashboard.db import open_database
 from dashboard.media import MediaStore, open_store
 from dashboard.web.auth import CSRF_FIELD, LoginLimiter, LoginRequired, csrf_token
-from dashboard.web.routers import alerts, health, live, media, responses, reviews, session, stats
+from dashboard.web.routers import (
+    alerts,
+    dead_letters,
+    health,
+    live,
+    media,
+    responses,
+    reviews,
+    session,
+    stats,
+)
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
-ROUTERS = (session, alerts, reviews, responses, media, live, health, stats)
+ROUTERS = (session, alerts, reviews, responses, media, live, health, stats, dead_letters)
 
 
 def _template_globals(request: Request) -> dict[str, object]:
@@ -95,7 +105,9 @@ def create_app(
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
     @app.middleware("http")
-    async def _security_headers(request: Request, call_next):
+    async def _security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")

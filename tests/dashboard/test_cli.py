@@ -46,6 +46,8 @@ def test_admin_commands_then_serve_with_ingest(
     assert _cli(cfg, "add-camera", "r-a", "cam-1").returncode == 0
     dup = _cli(cfg, "add-camera", "r-a", "cam-1")
     assert dup.returncode == 1 and "already exists" in dup.stderr
+    again = _cli(cfg, "add-camera", "r-a", "cam-1", "--exist-ok")  # for idempotent demo scripts
+    assert again.returncode == 0 and again.stdout.strip() == "camera r-a/cam-1 exists"
     assert (
         _cli(
             cfg,
@@ -97,6 +99,8 @@ def test_admin_commands_then_serve_with_ingest(
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
+    letters = _cli(cfg, "dead-letters").stdout
+    assert "no dead letters" in letters
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells how it ended.
     assert proc.returncode in (0, -15) and "Application shutdown complete" in out, out
 

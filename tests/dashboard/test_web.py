@@ -175,3 +175,28 @@ def test_pages_render(login, seeded) -> None:
         "/api/v1/stats",
         "/media/{media_id}",
     } <= set(paths)
+
+
+def test_login_redirects_only_inside_the_site(web, tenants) -> None:
+    for target, expected in (("/stats", "/stats"), ("//evil.example/x", "/"), ("https://evil.example", "/")):
+        c = web()
+        token = _csrf(c.get("/login").text)
+        r = c.post(
+            "/login", data={"username": "admin", "password": "secret-pw", "csrf_token": token, "next": target}
+        )
+        assert r.headers["location"] == expected
+
+
+def test_password_change_ends_sessions(login, sessions, tenants) -> None:
+    c = login("insp-north")
+    assert c.get("/queue").status_code == 200
+    with sessions.begin() as s:
+        admin.set_password(s, "insp-north", "another-password")
+    assert c.get("/queue").status_code == 303
+
+
+def test_dead_letters_for_admins_only(login, persister, tenants) -> None:
+    persister.handle("bk/v1/r-a/camera/cam-1/event", b"{oops")
+    rows = login("admin").get("/api/v1/dead-letters").json()
+    assert [(r["reason"], r["payload_head"]) for r in rows] == [("bad_json", "{oops")]
+    assert login("insp-north").get("/api/v1/dead-letters").status_code == 403
