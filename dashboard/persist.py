@@ -7,6 +7,7 @@ Database errors (a lost connection) propagate, so the worker can leave the messa
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -170,14 +171,24 @@ class Persister:
             raise Rejected("unknown_camera", f"camera {camera!r} of {restaurant!r} is not registered")
         return pk
 
+    @functools.cache  # noqa: B019 - two dialects at most, for the life of the worker
+    def _upsert_statement(self, dialect: str) -> Any:
+        """INSERT ... ON CONFLICT (id) DO UPDATE only for a higher seq of the same restaurant and camera,
+        RETURNING id; built once so SQLAlchemy's compiled cache is hit."""
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = Event.__table__
+        stmt = insert(table)
+        kept = {"id", "received_at", "verdict", "reviewed_at", "responded_at"}
+        return stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in kept},
+            where=(table.c.seq < stmt.excluded.seq)
+            & (table.c.restaurant_id == stmt.excluded.restaurant_id)
+            & (table.c.camera_pk == stmt.excluded.camera_pk),
+        ).returning(table.c.id)
+
     def _event(self, session: Session, msg: EventMessage) -> Result:
         camera_pk = self._camera(session, msg.restaurant, msg.camera)
-        existing = session.get(Event, msg.event_id)
-        owner = (msg.restaurant, camera_pk)
-        if existing is not None and (existing.restaurant_id, existing.camera_pk) != owner:
-            raise Rejected("event_conflict", f"event {msg.event_id} belongs to another restaurant or camera")
-        if existing is not None and existing.seq >= msg.seq:
-            return Result("duplicate")
         now = now_utc()
         values = {
             "restaurant_id": msg.restaurant,
@@ -201,25 +212,24 @@ class Persister:
             "media_refs": [m.model_dump(mode="json") for m in msg.media],
             "updated_at": now,
         }
-        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(Event).values(id=msg.event_id, received_at=now, **values)
-        table = Event.__table__
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_={k: stmt.excluded[k] for k in values},
-            where=(table.c.seq < stmt.excluded.seq) & (table.c.restaurant_id == stmt.excluded.restaurant_id),
-        )
-        session.execute(stmt)
-        return Result("stored")
+        stmt = self._upsert_statement(session.bind.dialect.name)
+        params = {"id": msg.event_id, "received_at": now, **values}
+        if session.execute(stmt, params).first() is not None:
+            return Result("stored")  # inserted, or a newer seq of our own event
+        owner = session.execute(
+            select(Event.restaurant_id, Event.camera_pk).where(Event.id == msg.event_id)
+        ).one()
+        if tuple(owner) != (msg.restaurant, camera_pk):
+            raise Rejected("event_conflict", f"event {msg.event_id} belongs to another restaurant or camera")
+        return Result("duplicate")
 
     def _media(self, session: Session, msg: MediaMessage) -> Result:
         self._camera(session, msg.restaurant, msg.camera)
-        event = session.get(Event, msg.event_id)
-        if event is not None and event.restaurant_id != msg.restaurant:
+        event_owner = select(Event.restaurant_id).where(Event.id == msg.event_id).scalar_subquery()
+        same = select(Media.id).where(Media.event_id == msg.event_id, Media.sha256 == msg.sha256)
+        owner, found = session.execute(select(event_owner, same.scalar_subquery())).one()
+        if owner is not None and owner != msg.restaurant:
             raise Rejected("event_conflict", f"event {msg.event_id} belongs to another restaurant")
-        found = session.scalar(
-            select(Media.id).where(Media.event_id == msg.event_id, Media.sha256 == msg.sha256)
-        )
         if found is not None:
             return Result("duplicate")
         key = f"{msg.restaurant}/{msg.event_id}/{msg.kind}-{msg.sha256[:16]}.{EXTENSIONS[msg.content_type]}"
