@@ -28,14 +28,16 @@ from dashboard.web.routers import (
     live,
     media,
     responses,
+    restaurants,
     reviews,
     session,
     stats,
+    users,
 )
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
-ROUTERS = (session, alerts, reviews, responses, media, live, health, stats, dead_letters)
+ROUTERS = (session, alerts, reviews, responses, media, live, health, stats, dead_letters, restaurants, users)
 
 
 def _template_globals(request: Request) -> dict[str, object]:

@@ -200,3 +200,42 @@ def test_dead_letters_for_admins_only(login, persister, tenants) -> None:
     rows = login("admin").get("/api/v1/dead-letters").json()
     assert [(r["reason"], r["payload_head"]) for r in rows] == [("bad_json", "{oops")]
     assert login("insp-north").get("/api/v1/dead-letters").status_code == 403
+
+
+def test_admin_api_registers_restaurants_cameras_users(web, sessions, tenants) -> None:
+    with sessions.begin() as s:
+        token = admin.create_token(s, "admin", "city-platform")
+        insp_token = admin.create_token(s, "insp-north", "x")
+    c = web()
+    auth = {"Authorization": f"Bearer {token}"}
+    r = c.post("/api/v1/restaurants", json={"id": "r-c", "name": "C", "district": "North"}, headers=auth)
+    assert r.status_code == 201
+    assert (
+        c.post(
+            "/api/v1/restaurants", json={"id": "r-c", "name": "C", "district": "North"}, headers=auth
+        ).status_code
+        == 409
+    )
+    assert (
+        c.post(
+            "/api/v1/restaurants", json={"id": "bad id!", "name": "C", "district": "N"}, headers=auth
+        ).status_code
+        == 422
+    )
+    r = c.post("/api/v1/restaurants/r-c/cameras", json={"id": "cam-7"}, headers=auth)
+    assert r.status_code == 201 and [cam["id"] for cam in r.json()["cameras"]] == ["cam-7"]
+    r = c.post(
+        "/api/v1/users",
+        json={"username": "rest-c", "password": "long-enough", "role": "restaurant", "restaurant": "r-c"},
+        headers=auth,
+    )
+    assert r.status_code == 201 and r.json()["restaurant"] == "r-c"
+    insp = {"Authorization": f"Bearer {insp_token}"}
+    assert (
+        c.post(
+            "/api/v1/restaurants", json={"id": "r-d", "name": "D", "district": "North"}, headers=insp
+        ).status_code
+        == 403
+    )
+    assert {r["id"] for r in c.get("/api/v1/restaurants", headers=insp).json()} == {"r-a", "r-c"}
+    assert c.get("/api/v1/users", headers=insp).status_code == 403
