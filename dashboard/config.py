@@ -14,8 +14,9 @@ import os
 import secrets
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from brightkitchen.config import load_config
 
@@ -92,6 +93,18 @@ class HttpSection(_Strict):
     login_max_failures: int = Field(5, ge=1, description="failed logins per user and address per window")
     login_window_s: int = Field(300, ge=1)
     sse_poll_s: float = Field(1.0, gt=0, description="how often the live queue looks for new alerts")
+    display_timezone: str = Field("UTC", description="IANA zone for times in the UI, e.g. Asia/Shanghai")
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+            ) from None
+        return value
 
 
 class DashboardConfig(_Strict):

@@ -6,13 +6,17 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -42,6 +46,7 @@ ROUTERS = (session, alerts, reviews, responses, media, live, health, stats, dead
 
 def _template_globals(request: Request) -> dict[str, object]:
     return {
+        "tz_name": request.app.state.cfg.http.display_timezone,
         "principal": getattr(request.state, "principal", None),
         "csrf_token": csrf_token(request),
         "csrf_field": CSRF_FIELD,
@@ -49,7 +54,16 @@ def _template_globals(request: Request) -> dict[str, object]:
     }
 
 
+@pass_context
+def _when(context: dict[str, Any], value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A UTC time as the UI shows it: in ``http.display_timezone``."""
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(context["tz_name"])).strftime(fmt)
+
+
 templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_template_globals])
+templates.env.filters["when"] = _when
 
 
 def create_app(

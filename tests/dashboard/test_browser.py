@@ -85,7 +85,8 @@ def live_server(db_config, sessions, persister):
 
     from dashboard.web.app import create_app
 
-    app = create_app(db_config, sessions=sessions, store=persister.store)
+    http = db_config.http.model_copy(update={"display_timezone": "Asia/Shanghai"})
+    app = create_app(db_config.model_copy(update={"http": http}), sessions=sessions, store=persister.store)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

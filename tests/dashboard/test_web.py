@@ -239,3 +239,26 @@ def test_admin_api_registers_restaurants_cameras_users(web, sessions, tenants) -
     )
     assert {r["id"] for r in c.get("/api/v1/restaurants", headers=insp).json()} == {"r-a", "r-c"}
     assert c.get("/api/v1/users", headers=insp).status_code == 403
+
+
+def test_times_shown_in_the_display_time_zone(db_config, sessions, persister, seeded) -> None:
+    from zoneinfo import ZoneInfo
+
+    from fastapi.testclient import TestClient
+
+    from dashboard.models import Event
+    from dashboard.web.app import create_app
+
+    http = db_config.http.model_copy(update={"display_timezone": "Asia/Shanghai"})
+    app = create_app(db_config.model_copy(update={"http": http}), sessions=sessions, store=persister.store)
+    c = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    token = _csrf(c.get("/login").text)
+    c.post("/login", data={"username": "admin", "password": "secret-pw", "csrf_token": token})
+    with sessions() as s:
+        started = s.get(Event, seeded["r-a"]).started_at
+    local = started.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+    page = c.get(f"/alerts/{seeded['r-a']}").text
+    assert local in page and "Started (Asia/Shanghai)" in c.get("/queue").text
+    day = started.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    assert c.get(f"/api/v1/alerts?since={day}&until={day}").json()["total"] == 2
+    assert c.get(f"/api/v1/alerts?since={day}&until={day}&tz=Mars/Base").status_code == 422

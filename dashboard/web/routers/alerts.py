@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
@@ -33,6 +34,7 @@ class AlertFilter(BaseModel):
     severity: str | None = None
     since: date | None = None
     until: date | None = None
+    tz: str | None = Field(None, description="time zone of since/until (default: the display time zone)")
     limit: int = Field(PAGE_SIZE, ge=1, le=500)
     offset: int = Field(0, ge=0)
 
@@ -41,6 +43,18 @@ class AlertFilter(BaseModel):
     def _empty_is_none(cls, value: Any) -> Any:
         """Empty fields of an HTML filter form mean 'no filter'."""
         return None if value == "" else value
+
+
+def _zone(name: str | None) -> tzinfo:
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HTTPException(422, f"unknown time zone {name!r}") from None
+
+
+def with_display_tz(request: Request, f: AlertFilter) -> AlertFilter:
+    """Dates in filters mean days in the dashboard's display time zone unless ``tz`` says otherwise."""
+    return f if f.tz else f.model_copy(update={"tz": request.app.state.cfg.http.display_timezone})
 
 
 def alert_conditions(user: User, f: AlertFilter) -> list[ColumnElement[bool]]:
@@ -62,10 +76,11 @@ def alert_conditions(user: User, f: AlertFilter) -> list[ColumnElement[bool]]:
         conds.append(Event.rule == f.rule)
     if f.severity:
         conds.append(Event.severity == f.severity)
+    zone = _zone(f.tz)
     if f.since:
-        conds.append(Event.started_at >= datetime.combine(f.since, time(), UTC))
+        conds.append(Event.started_at >= datetime.combine(f.since, time(), zone))
     if f.until:
-        conds.append(Event.started_at < datetime.combine(f.until + timedelta(days=1), time(), UTC))
+        conds.append(Event.started_at < datetime.combine(f.until + timedelta(days=1), time(), zone))
     return conds
 
 
@@ -288,6 +303,7 @@ def queue_page(
 ) -> HTMLResponse:
     if principal.role == "restaurant":
         raise HTTPException(403, "restaurant users use the portal")
+    f = with_display_tz(request, f)
     page = list_alerts(db, principal.user, f)
     next_url = None
     if page.total > f.offset + f.limit:
@@ -304,7 +320,7 @@ def queue_page(
 def portal_page(
     request: Request, principal: PageUser, db: Db, f: Annotated[AlertFilter, Query()]
 ) -> HTMLResponse:
-    page = list_alerts(db, principal.user, f)
+    page = list_alerts(db, principal.user, with_display_tz(request, f))
     return request.app.state.templates.TemplateResponse(request, "alerts/portal.html", {"page": page, "f": f})
 
 
@@ -329,9 +345,9 @@ def alert_page(request: Request, event_id: str, principal: PageUser, db: Db) -> 
 
 
 @router.get("/api/v1/alerts", tags=["alerts"])
-def api_list(principal: ApiUser, db: Db, f: Annotated[AlertFilter, Query()]) -> AlertPage:
+def api_list(request: Request, principal: ApiUser, db: Db, f: Annotated[AlertFilter, Query()]) -> AlertPage:
     """Alerts the caller may see, unreviewed first, with filters."""
-    return list_alerts(db, principal.user, f)
+    return list_alerts(db, principal.user, with_display_tz(request, f))
 
 
 @router.get("/api/v1/alerts/{event_id}", tags=["alerts"])

@@ -2,6 +2,12 @@
 "use strict";
 
 const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+const zone = () => document.querySelector('meta[name="display-timezone"]').content;
+// "2026-11-29 16:22:04" in the dashboard's display time zone (sv-SE formats dates as ISO).
+const when = (iso) => new Intl.DateTimeFormat("sv-SE", {
+  timeZone: zone(), year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit",
+}).format(new Date(iso));
 const typing = (e) => ["INPUT", "TEXTAREA", "SELECT"].includes(e.target.tagName);
 
 async function postVerdict(id, verdict, reason) {
@@ -78,7 +84,7 @@ function initQueue() {
     tr.dataset.id = a.id;
     const cells = [
       a.thumbnail ? Object.assign(document.createElement("img"), { className: "thumb", src: a.thumbnail.url, alt: "" }) : "",
-      a.started_at.replace("T", " ").slice(0, 19),
+      when(a.started_at),
       restaurantCell(a),
       a.rule_name || a.rule,
       Object.assign(document.createElement("span"), { className: `sev sev-${a.severity}`, textContent: a.severity }),
