@@ -3,6 +3,7 @@ message builders and a polling helper."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import subprocess
@@ -373,3 +374,75 @@ def login(web: Callable[[], Any]) -> Callable[[str], Any]:
         return c
 
     return do
+
+
+class TcpProxy:
+    """A TCP forwarder we can cut, to take a real database away from the app and bring it back."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        import threading
+
+        self.upstream = upstream
+        self.port = free_port()
+        self._threading = threading
+        self._conns: list[socket.socket] = []
+        self._server: socket.socket | None = None
+
+    def start(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen()
+        self._server = server
+        self._threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Refuse new connections and drop the open ones."""
+        if self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            self._server.close()
+            self._server = None
+        for c in self._conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+        self._conns.clear()
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[[tuple[str, int]], TcpProxy]]:
+    proxies: list[TcpProxy] = []
+
+    def make(upstream: tuple[str, int]) -> TcpProxy:
+        p = TcpProxy(upstream)
+        p.start()
+        proxies.append(p)
+        return p
+
+    yield make
+    for p in proxies:
+        p.cut()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -123,3 +124,45 @@ def test_two_workers_share_the_load(
     wait_until(lambda: _count(sessions, Event) == len(events), timeout_s=20)
     assert all(w.counts["stored"] > 0 for w in workers)
     assert sum(w.counts["stored"] for w in workers) == len(events)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_config", ["postgres"], indirect=True)
+def test_database_outage_loses_nothing(
+    db_config, sessions, tenants, broker, publisher, tcp_proxy, make_event, wait_until
+) -> None:
+    """The worker reaches PostgreSQL through a proxy; while it is cut, messages stay unacknowledged at the
+    broker side of the worker, and everything is stored once the database is back."""
+    from sqlalchemy.engine import make_url
+
+    from dashboard.config import MqttSection
+    from dashboard.db import make_engine, make_sessionmaker
+    from dashboard.media import FilesystemStore
+    from dashboard.persist import Persister
+
+    url = make_url(db_config.database_url)
+    proxy = tcp_proxy((url.host, url.port or 5432))
+    via_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)
+    engine = make_engine(via_proxy, db_config.database_schema)
+    worker = IngestWorker(
+        MqttSection(port=broker.port, client_id="ingest-outage", share_group="dash"),
+        Persister(make_sessionmaker(engine), FilesystemStore(db_config.media.path)),
+    )
+    worker.start()
+    try:
+        wait_until(worker.connected.is_set)
+        first = make_event()
+        publisher.publish(topic_for(first), encode(first))
+        wait_until(lambda: _count(sessions, Event) == 1)
+        proxy.cut()
+        during = [make_event() for _ in range(10)]
+        for ev in during:
+            publisher.publish(topic_for(ev), encode(ev))
+        time.sleep(2.0)  # the worker retries against a dead database
+        assert _count(sessions, Event) == 1
+        proxy.start()
+        wait_until(lambda: _count(sessions, Event) == 11, timeout_s=40)
+        assert _count(sessions, DeadLetter) == 0
+    finally:
+        worker.stop()
+        engine.dispose()
