@@ -232,7 +232,8 @@ class MediaMessage(_Message):
     @classmethod
     def from_bytes(cls, blob: bytes, **fields: Any) -> MediaMessage:
         """Build a media message from raw file bytes (computes data and sha256)."""
-        return cls(data=base64.b64encode(blob).decode("ascii"), sha256=hashlib.sha256(blob).hexdigest(), **fields)
+        data = base64.b64encode(blob).decode("ascii")
+        return cls(data=data, sha256=hashlib.sha256(blob).hexdigest(), **fields)
 
 
 class AvailabilityMessage(_Message):

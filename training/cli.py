@@ -33,7 +33,9 @@ def synth_cmd(
 
 @app.command("synth-clips")
 def synth_clips_cmd(
-    out: Annotated[Path, typer.Option(help="Folder for the MP4 clips, their ground-truth JSON and index.json.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder for the MP4 clips, their ground-truth JSON and index.json.")
+    ],
     count: Annotated[int, typer.Option(min=1, help="Number of clips.")] = 8,
     seed: Annotated[int, typer.Option(help="Clip set seed; clip i depends only on (seed, i).")] = 0,
     fps: Annotated[float, typer.Option(min=10, max=15, help="Frames per second.")] = 12.0,
@@ -44,7 +46,9 @@ def synth_clips_cmd(
 
     infos = write_clips(out, count, seed, fps, clean_fraction)
     events = sum(len(c.events) for c in infos)
-    typer.echo(f"{out}: {count} clips, {sum(c.duration_s for c in infos):.0f} s, {events} ground-truth events")
+    typer.echo(
+        f"{out}: {count} clips, {sum(c.duration_s for c in infos):.0f} s, {events} ground-truth events"
+    )
 
 
 # --- training, export, evaluation -------------------------------------------------------------------------
@@ -52,13 +56,27 @@ def synth_clips_cmd(
 
 @app.command("fit")
 def fit_cmd(
-    data: Annotated[Path, typer.Option(help="YOLO dataset folder (with data.yaml) from `train synth` or an export.")],
-    out: Annotated[Path, typer.Option(help="Run folder: weights, train.log, results.png (curves), fit.json.")],
+    data: Annotated[
+        Path, typer.Option(help="YOLO dataset folder (with data.yaml) from `train synth` or an export.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Run folder: weights, train.log, results.png (curves), fit.json.")
+    ],
     epochs: Annotated[int, typer.Option(min=1)] = 30,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            help="Time budget in hours; overrides --epochs, re-planning epochs and LR schedule to fit."
+        ),
+    ] = None,
     imgsz: Annotated[int, typer.Option(help="Square training size in pixels (multiple of 32).")] = 320,
     batch: Annotated[int, typer.Option(min=1)] = 16,
-    weights: Annotated[Path | None, typer.Option(help="Start from these .pt weights instead of from scratch.")] = None,
-    arch: Annotated[str, typer.Option(help="Ultralytics model YAML for from-scratch training.")] = "yolo11n.yaml",
+    weights: Annotated[
+        Path | None, typer.Option(help="Start from these .pt weights instead of from scratch.")
+    ] = None,
+    arch: Annotated[
+        str, typer.Option(help="Ultralytics model YAML for from-scratch training.")
+    ] = "yolo11n.yaml",
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out from last.pt.")] = False,
     workers: Annotated[int, typer.Option(min=0, help="Data-loader processes.")] = 2,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: all cores).")] = None,
@@ -68,8 +86,23 @@ def fit_cmd(
     """Train the detector with Ultralytics, fully offline, with progress, a log and training curves."""
     from training.fit import FitOptions, fit
 
-    best = fit(FitOptions(data=data, out=out, epochs=epochs, imgsz=imgsz, batch=batch, weights=weights,
-                          arch=arch, resume=resume, workers=workers, threads=threads, seed=seed, device=device))
+    best = fit(
+        FitOptions(
+            data=data,
+            out=out,
+            epochs=epochs,
+            hours=hours,
+            imgsz=imgsz,
+            batch=batch,
+            weights=weights,
+            arch=arch,
+            resume=resume,
+            workers=workers,
+            threads=threads,
+            seed=seed,
+            device=device,
+        )
+    )
     typer.echo(f"best weights: {best}\ncurves: {out / 'results.png'}\nlog: {out / 'train.log'}")
 
 
@@ -94,21 +127,34 @@ def export_cmd(
     training = {}
     if fit_json.exists():
         fit_info = json.loads(fit_json.read_text())
-        training = {**{k: fit_info["options"].get(k) for k in ("epochs", "imgsz", "batch", "arch", "weights")},
-                    "train_seconds": fit_info.get("train_seconds"), "machine": fit_info.get("machine")}
+        training = {
+            **{k: fit_info["options"].get(k) for k in ("epochs", "imgsz", "batch", "arch", "weights")},
+            "train_seconds": fit_info.get("train_seconds"),
+            "machine": fit_info.get("machine"),
+        }
         if "dataset" in fit_info:
             ds = fit_info["dataset"]
-            training["dataset"] = {"count": ds.get("count"), "seeds": [ds.get("seed")],
-                                   "fingerprint": ds.get("fingerprint"), "generator": ds.get("generator_version")}
+            training["dataset"] = {
+                "count": ds.get("count"),
+                "seeds": [ds.get("seed")],
+                "fingerprint": ds.get("fingerprint"),
+                "generator": ds.get("generator_version"),
+            }
     card = write_model_folder(onnx_path, out, name, version, width, height, training)
-    typer.echo(f"{out}: {card.size_bytes / 1e6:.1f} MB, sha256 {card.sha256[:16]}…, latency {card.latency_ms}")
+    typer.echo(
+        f"{out}: {card.size_bytes / 1e6:.1f} MB, sha256 {card.sha256[:16]}…, latency {card.latency_ms}"
+    )
 
 
 @app.command("eval")
 def eval_cmd(
     model: Annotated[Path, typer.Option(help="Model folder (models/<name>-<version>).")],
-    data: Annotated[Path, typer.Option(help="Held-out YOLO dataset rendered from a seed never used in training.")],
-    clips: Annotated[Path | None, typer.Option(help="Folder of clips with ground-truth JSON for event metrics.")] = None,
+    data: Annotated[
+        Path, typer.Option(help="Held-out YOLO dataset rendered from a seed never used in training.")
+    ],
+    clips: Annotated[
+        Path | None, typer.Option(help="Folder of clips with ground-truth JSON for event metrics.")
+    ] = None,
     split: Annotated[str, typer.Option(help="Dataset split to use; 'all' for every image.")] = "all",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
     update_card: Annotated[bool, typer.Option(help="Store the metrics in the model's card.")] = False,
@@ -122,15 +168,21 @@ def eval_cmd(
 
     seed = data_seed(data)
     if seed is not None and seed in training_seeds(model):
-        raise typer.BadParameter(f"{data} was rendered with seed {seed}, which {model} was trained on",
-                                 param_hint="--data")
+        raise typer.BadParameter(
+            f"{data} was rendered with seed {seed}, which {model} was trained on", param_hint="--data"
+        )
     images = dataset_images(data, split)
     if not images:
         raise typer.BadParameter(f"no images under {data}/images", param_hint="--data")
     rows = evaluate_detections(Detector.load(model, threads=threads), images)
     typer.echo(format_table(rows))
-    result: dict = {"model": str(model), "data": str(data), "data_seed": seed, "images": len(images),
-                    "per_class": [r.__dict__ for r in rows]}
+    result: dict = {
+        "model": str(model),
+        "data": str(data),
+        "data_seed": seed,
+        "images": len(images),
+        "per_class": [r.__dict__ for r in rows],
+    }
     if clips is not None:
         from training.event_eval import evaluate_clips, format_event_summary
 

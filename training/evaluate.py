@@ -63,7 +63,9 @@ def read_labels(path: Path, width: int, height: int) -> tuple[np.ndarray, np.nda
         return np.zeros(0, dtype=int), np.zeros((0, 4), dtype=np.float32)
     rows = np.loadtxt(path, ndmin=2)
     cls, (cx, cy, w, h) = rows[:, 0].astype(int), rows[:, 1:5].T
-    xyxy = np.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], 1)
+    xyxy = np.stack(
+        [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], 1
+    )
     return cls, xyxy.astype(np.float32)
 
 
@@ -105,14 +107,20 @@ def evaluate_detections(
     pred = np.concatenate([s[2] for s in stats]) if stats else np.zeros(0, int)
     target = np.concatenate(targets) if targets else np.zeros(0, int)
     names = detector.class_names
-    results = {name: ClassMetrics(str(name), int((target == i).sum()), 0.0, 0.0, 0.0, 0.0)
-               for i, name in enumerate(names)}
+    results = {
+        name: ClassMetrics(str(name), int((target == i).sum()), 0.0, 0.0, 0.0, 0.0)
+        for i, name in enumerate(names)
+    }
     if len(tp) and len(target):
         _, _, p, r, _, ap, classes, *_ = ap_per_class(tp, conf, pred, target)
         for k, c in enumerate(classes):
             results[names[c]] = ClassMetrics(
-                str(names[c]), int((target == c).sum()), float(p[k]), float(r[k]),
-                float(ap[k, 0]), float(ap[k].mean()),
+                str(names[c]),
+                int((target == c).sum()),
+                float(p[k]),
+                float(r[k]),
+                float(ap[k, 0]),
+                float(ap[k].mean()),
             )
     return list(results.values())
 
@@ -121,13 +129,17 @@ def format_table(rows: list[ClassMetrics]) -> str:
     """A fixed-width table of per-class metrics, with the mean over classes that have instances."""
     lines = [f"{'class':<14}{'inst':>7}{'P':>8}{'R':>8}{'mAP50':>8}{'mAP50-95':>10}"]
     for m in rows:
-        lines.append(f"{m.name:<14}{m.instances:>7}{m.precision:>8.3f}{m.recall:>8.3f}{m.map50:>8.3f}"
-                     f"{m.map50_95:>10.3f}")
+        lines.append(
+            f"{m.name:<14}{m.instances:>7}{m.precision:>8.3f}{m.recall:>8.3f}{m.map50:>8.3f}"
+            f"{m.map50_95:>10.3f}"
+        )
     present = [m for m in rows if m.instances]
     if present:
         mean = lambda attr: float(np.mean([getattr(m, attr) for m in present]))  # noqa: E731
-        lines.append(f"{'all':<14}{sum(m.instances for m in present):>7}{mean('precision'):>8.3f}"
-                     f"{mean('recall'):>8.3f}{mean('map50'):>8.3f}{mean('map50_95'):>10.3f}")
+        lines.append(
+            f"{'all':<14}{sum(m.instances for m in present):>7}{mean('precision'):>8.3f}"
+            f"{mean('recall'):>8.3f}{mean('map50'):>8.3f}{mean('map50_95'):>10.3f}"
+        )
     return "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 A ground-truth event is found when an alert of the same rule overlaps it in time (one-to-one, earliest
 alert first); every other alert is a false positive, including a second alert for one episode. Onset
-latency is the alert's start minus the true start.
+latency is the time the alert was raised (``alert``; ``start`` where absent) minus the true start; the
+edge target is at most T + 1 s.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def match_events(alerts: list[dict[str, Any]], truth: list[dict[str, Any]]) -> t
             alert_end = alert["end"] if alert.get("end") is not None else float("inf")
             if alert["start"] <= gt["end"] + GRACE_S and alert_end >= gt["start"]:
                 used.add(i)
-                latencies.append(round(alert["start"] - gt["start"], 2))
+                latencies.append(round(alert.get("alert", alert["start"]) - gt["start"], 2))
                 break
     return len(used), latencies
 

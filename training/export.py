@@ -106,8 +106,10 @@ def render_card(card: ModelCard) -> str:
         f"- created: {card.created_at}",
     ]
     if card.latency_ms:
-        lines.append("- CPU latency per 640x360 frame, median (letterbox + inference + NMS): "
-                     + ", ".join(f"{v} ms ({k.replace('_', ' ')})" for k, v in card.latency_ms.items()))
+        lines.append(
+            "- CPU latency per 640x360 frame, median (letterbox + inference + NMS): "
+            + ", ".join(f"{v} ms ({k.replace('_', ' ')})" for k, v in card.latency_ms.items())
+        )
     if t:
         lines += ["", "## Training", ""]
         for key in ("machine", "train_seconds", "epochs", "imgsz", "batch", "arch"):
@@ -115,20 +117,33 @@ def render_card(card: ModelCard) -> str:
                 lines.append(f"- {key.replace('_', ' ')}: {t[key]}")
         ds = t.get("dataset", {})
         if ds:
-            lines.append(f"- data: {ds.get('count')} synthetic images, seeds {ds.get('seeds')}, "
-                         f"fingerprint `{ds.get('fingerprint', '')[:16]}`")
+            lines.append(
+                f"- data: {ds.get('count')} synthetic images, seeds {ds.get('seeds')}, "
+                f"fingerprint `{ds.get('fingerprint', '')[:16]}`"
+            )
     m = card.metrics
     if m.get("per_class"):
-        lines += ["", f"## Held-out detection metrics (data seed {m.get('data_seed')}, "
-                  f"{m.get('images')} images, through ONNX Runtime)", "",
-                  "| class | instances | P | R | mAP50 | mAP50-95 |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"## Held-out detection metrics (data seed {m.get('data_seed')}, "
+            f"{m.get('images')} images, through ONNX Runtime)",
+            "",
+            "| class | instances | P | R | mAP50 | mAP50-95 |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for row in m["per_class"]:
-            lines.append(f"| {row['name']} | {row['instances']} | {row['precision']:.3f} | {row['recall']:.3f} "
-                         f"| {row['map50']:.3f} | {row['map50_95']:.3f} |")
+            lines.append(
+                f"| {row['name']} | {row['instances']} | {row['precision']:.3f} | {row['recall']:.3f} "
+                f"| {row['map50']:.3f} | {row['map50_95']:.3f} |"
+            )
     if m.get("events"):
         e = m["events"]
-        lines += ["", "## Event-level metrics on held-out synthetic clips", "",
-                  f"- clips: {e.get('clips')}, ground-truth events: {e.get('gt_events')}",
-                  f"- precision {e.get('precision'):.3f}, recall {e.get('recall'):.3f}, "
-                  f"median onset latency {e.get('median_onset_latency_s')} s"]
+        lines += [
+            "",
+            "## Event-level metrics on held-out synthetic clips",
+            "",
+            f"- clips: {e.get('clips')}, ground-truth events: {e.get('gt_events')}",
+            f"- precision {e.get('precision'):.3f}, recall {e.get('recall'):.3f}, "
+            f"median onset latency {e.get('median_onset_latency_s')} s",
+        ]
     return "\n".join(lines) + "\n"

@@ -27,6 +27,7 @@ class FitOptions:
     data: Path
     out: Path
     epochs: int = 30
+    hours: float | None = None  # a time budget: Ultralytics re-plans epochs and LR schedule to fit it
     imgsz: int = 320
     batch: int = 16
     weights: Path | None = None  # start from these .pt weights instead of from scratch
@@ -59,6 +60,19 @@ def machine_description(device: str = "cpu") -> str:
     return text
 
 
+def _log_epoch(trainer) -> None:
+    """One line per epoch in train.log: losses and validation metrics, so a tail shows progress."""
+    from ultralytics.utils import LOGGER
+
+    metrics = {k.split("/")[-1].replace("(B)", ""): v for k, v in trainer.metrics.items()}
+    losses = trainer.label_loss_items(trainer.tloss, prefix="train")
+    shown = {**{k.split("/")[-1]: v for k, v in losses.items()}, **metrics}
+    LOGGER.info(
+        f"epoch {trainer.epoch + 1}/{trainer.epochs}: "
+        + ", ".join(f"{k} {float(v):.4f}" for k, v in shown.items())
+    )
+
+
 def fit(opts: FitOptions) -> Path:
     """Run training; returns the path of ``best.pt``."""
     offline.prepare(threads=opts.threads)
@@ -80,11 +94,13 @@ def fit(opts: FitOptions) -> Path:
             YOLO(str(last)).train(resume=True)
         else:
             model = YOLO(str(opts.weights) if opts.weights else opts.arch)
+            model.add_callback("on_fit_epoch_end", _log_epoch)
             model.train(
                 data=str(Path(opts.data).resolve() / "data.yaml")
                 if Path(opts.data).is_dir()
                 else str(opts.data),
                 epochs=opts.epochs,
+                time=opts.hours,
                 imgsz=opts.imgsz,
                 batch=opts.batch,
                 workers=opts.workers,
@@ -117,5 +133,7 @@ def fit(opts: FitOptions) -> Path:
         summary["dataset"] = json.loads(manifest.read_text())
     (opts.out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
     best = opts.out / "weights" / "best.pt"
-    log.info("training finished in %.0f s; best weights %s; curves %s", seconds, best, opts.out / "results.png")
+    log.info(
+        "training finished in %.0f s; best weights %s; curves %s", seconds, best, opts.out / "results.png"
+    )
     return best

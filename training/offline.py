@@ -7,7 +7,7 @@ Each switch, and why (also in the README, "Training your own model"):
 - settings ``sync=False`` and every logger integration off (ClearML, Comet, DVC, MLflow, Ray Tune, TB, W&B).
 - ``Arial.ttf`` in the config dir: dataset checks and plots call ``check_font``, which would download it;
   matplotlib's own DejaVuSans is copied there instead.
-- ``NUM_THREADS``: Ultralytics uses ``cpus - 1`` torch threads (1 on a 2-core box); all cores train 1.6x faster.
+- ``NUM_THREADS``: Ultralytics uses ``cpus - 1`` torch threads (1 on 2 cores); all cores train 1.6x faster.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
-DEFAULT_CONFIG_DIR = Path(os.environ.get("BRIGHTKITCHEN_YOLO_DIR", Path.home() / ".cache" / "brightkitchen-yolo"))
+DEFAULT_CONFIG_DIR = Path(
+    os.environ.get("BRIGHTKITCHEN_YOLO_DIR", Path.home() / ".cache" / "brightkitchen-yolo")
+)
 _INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
 
 

@@ -1,0 +1,104 @@
+"""Detection and event metrics on fixtures whose answers are known by construction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import supervision as sv
+
+from training.evaluate import ClassMetrics, box_iou, evaluate_detections, format_table, match
+from training.event_eval import match_events
+
+NAMES = np.array(["board_red", "raw_meat", "container"])
+
+
+class ScriptedDetector:
+    """Answers each image with detections written down in advance: the metric code is under test here."""
+
+    class_names = NAMES
+
+    def __init__(self, answers: list[sv.Detections]) -> None:
+        self.answers = iter(answers)
+
+    def detect(self, frame: np.ndarray, confidence: float, iou: float) -> sv.Detections:
+        return next(self.answers)
+
+
+def _dataset(tmp_path: Path, labels: dict[str, list[tuple[int, float, float, float, float]]]) -> list[Path]:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    images = []
+    for name, rows in labels.items():
+        image = tmp_path / "images" / f"{name}.jpg"
+        cv2.imwrite(str(image), np.zeros((100, 200, 3), np.uint8))
+        (tmp_path / "labels" / f"{name}.txt").write_text(
+            "".join(f"{c} {x} {y} {w} {h}\n" for c, x, y, w, h in rows)
+        )
+        images.append(image)
+    return images
+
+
+def _run(tmp_path: Path, truth: dict, preds: dict) -> dict[str, ClassMetrics]:
+    images = _dataset(tmp_path, truth)
+    detector = ScriptedDetector([preds[image.stem] for image in images])
+    return {m.name: m for m in evaluate_detections(detector, images)}
+
+
+def _dets(rows: list[tuple[int, float, float, float, float, float]]) -> sv.Detections:
+    if not rows:
+        return sv.Detections.empty()
+    arr = np.array(rows, dtype=np.float32)
+    return sv.Detections(xyxy=arr[:, 1:5], confidence=arr[:, 5], class_id=arr[:, 0].astype(int))
+
+
+def test_perfect_predictions_give_map_one(tmp_path: Path) -> None:
+    truth = {"a": [(0, 0.25, 0.5, 0.3, 0.6), (1, 0.75, 0.5, 0.2, 0.2)]}
+    # the same boxes in pixels (200x100 image)
+    preds = {"a": _dets([(0, 20, 20, 80, 80, 0.9), (1, 130, 40, 170, 60, 0.8)])}
+    m = _run(tmp_path, truth, preds)
+    assert m["board_red"].map50 == pytest.approx(0.995, abs=0.01)  # Ultralytics' 101-point AP caps near 1
+    assert m["board_red"].map50_95 == pytest.approx(m["board_red"].map50, abs=0.01)
+    assert m["raw_meat"].map50 == pytest.approx(0.995, abs=0.01)
+    assert m["container"].instances == 0 and m["container"].map50 == 0
+
+
+def test_wrong_class_and_loose_box(tmp_path: Path) -> None:
+    truth = {"a": [(0, 0.25, 0.5, 0.3, 0.6), (1, 0.75, 0.5, 0.2, 0.2)]}
+    # board found with IoU 0.6 (counts at 0.50..0.60 only); raw_meat predicted as container
+    preds = {"a": _dets([(0, 20, 20, 80, 60, 0.9), (2, 130, 40, 170, 60, 0.8)])}
+    iou = box_iou(np.array([[20, 20, 80, 80]], float), np.array([[20, 20, 80, 60]], float))[0, 0]
+    assert iou == pytest.approx(40 / 60)
+    m = _run(tmp_path, truth, preds)
+    assert m["board_red"].map50 == pytest.approx(0.995, abs=0.01)
+    assert m["board_red"].map50_95 == pytest.approx(0.995 * 4 / 10, abs=0.01)  # thresholds .50 .55 .60 .65
+    assert m["raw_meat"].map50 == 0 and m["raw_meat"].recall == 0
+
+
+def test_match_is_one_to_one_in_confidence_order() -> None:
+    iou = np.array([[0.96, 0.8]])  # one target, two predictions of its class
+    correct = match(np.array([0, 0]), np.array([0]), iou)
+    assert correct[0].all() and not correct[1].any()
+
+
+def test_format_table_has_mean_row() -> None:
+    rows = [ClassMetrics("a", 2, 1, 1, 1, 0.5), ClassMetrics("b", 0, 0, 0, 0, 0)]
+    assert format_table(rows).splitlines()[-1].split()[:2] == ["all", "2"]
+
+
+def test_event_matching_counts_duplicates_and_latency() -> None:
+    truth = [
+        {"rule": "board_misuse", "start": 5.0, "end": 12.0},
+        {"rule": "stacked_containers", "start": 20.0, "end": 28.0},
+    ]
+    alerts = [
+        {"rule": "board_misuse", "start": 5.2, "alert": 8.4, "end": 12.1},
+        {"rule": "board_misuse", "start": 9.0, "alert": 12.0, "end": 12.5},  # a second alert, same episode
+        {"rule": "board_misuse", "start": 21.0, "alert": 24.0, "end": 27.0},  # wrong rule for that episode
+        {"rule": "stacked_containers", "start": 20.5, "alert": 23.6, "end": None},  # still open at video end
+    ]
+    matched, latencies = match_events(alerts, truth)
+    assert matched == 2
+    assert latencies == [3.4, 3.6]

@@ -1,0 +1,129 @@
+"""A tiny end-to-end run: synth → fit (1 epoch) → export → ONNX inference equal to Ultralytics' own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from brightkitchen.cli import app
+from brightkitchen.model_card import ModelCard, file_sha256
+from edge_agent.detector import Detector
+from training.classes import CLASS_NAMES
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def _run(*args: str) -> None:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny")
+    data, run, model = root / "data", root / "run", root / "models" / "tiny-0.0.1"
+    _run("train", "synth", "--out", str(data), "--images", "12", "--seed", "4242")
+    _run(
+        "train",
+        "fit",
+        "--data",
+        str(data),
+        "--out",
+        str(run),
+        "--epochs",
+        "1",
+        "--imgsz",
+        "160",
+        "--batch",
+        "4",
+        "--workers",
+        "0",
+    )
+    _run(
+        "train",
+        "export",
+        "--weights",
+        str(run / "weights" / "best.pt"),
+        "--out",
+        str(model),
+        "--version",
+        "0.0.1",
+        "--width",
+        "160",
+        "--height",
+        "96",
+    )
+    return {"data": data, "run": run, "model": model}
+
+
+def test_fit_writes_weights_log_curves_and_summary(tiny_run: dict[str, Path]) -> None:
+    run = tiny_run["run"]
+    assert (run / "weights" / "best.pt").exists()
+    assert (run / "results.png").stat().st_size > 10_000  # the training curves
+    log = (run / "train.log").read_text()
+    assert "epoch 1/1: box_loss" in log and "mAP50" in log
+    fit = json.loads((run / "fit.json").read_text())
+    assert fit["dataset"]["seed"] == 4242 and fit["train_seconds"] > 0
+
+
+def test_export_writes_a_complete_model_folder(tiny_run: dict[str, Path]) -> None:
+    model = tiny_run["model"]
+    card = ModelCard.read(model)
+    assert card.sha256 == file_sha256(model / "model.onnx")
+    assert (card.input_width, card.input_height, card.opset) == (160, 96, 18)
+    assert card.classes == list(CLASS_NAMES)
+    assert card.latency_ms["cpu_2_threads"] > 0
+    assert card.training["dataset"]["seeds"] == [4242]
+    labels = json.loads((model / "labels.json").read_text())
+    assert [x["name"] for x in labels] == list(CLASS_NAMES)
+    assert "sha256" in (model / "README.md").read_text()
+
+
+def test_onnx_runtime_matches_ultralytics(tiny_run: dict[str, Path]) -> None:
+    """The edge's path (letterbox → ONNX Runtime → decode/NMS → frame coordinates) equals Ultralytics'.
+
+    Checked stage by stage, so that an untrained network's near-tied scores cannot make it flaky: the same
+    input tensor as Ultralytics' LetterBox, the same raw output as the PyTorch model, and the same final
+    boxes as Ultralytics' own NMS and rescaling applied to that output.
+    """
+    from training import offline
+
+    offline.prepare()
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.data.augment import LetterBox
+    from ultralytics.utils.nms import non_max_suppression
+    from ultralytics.utils.ops import scale_boxes
+
+    detector = Detector.load(tiny_run["model"], threads=1)
+    net = YOLO(str(tiny_run["run"] / "weights" / "best.pt")).model.float().eval()
+    shape = (detector.input_height, detector.input_width)
+    for image in sorted((tiny_run["data"] / "images").rglob("*.jpg"))[:4]:
+        frame = cv2.imread(str(image))
+        tensor, box = detector.preprocess(frame)
+        theirs_img = LetterBox(new_shape=shape, auto=False, stride=32)(image=frame)
+        ours_img = np.rint(tensor[0].transpose(1, 2, 0)[..., ::-1] * 255).astype(np.uint8)
+        np.testing.assert_array_equal(ours_img, theirs_img)
+
+        (onnx_raw,) = detector.session.run(None, {detector.session.get_inputs()[0].name: tensor})
+        with torch.no_grad():
+            torch_raw = net(torch.from_numpy(tensor))[0].numpy()
+        np.testing.assert_allclose(onnx_raw, torch_raw, rtol=1e-3, atol=1e-3)
+
+        ours = detector.postprocess(onnx_raw, box, frame.shape[:2], confidence=0.001, iou=0.7, max_det=300)
+        (theirs,) = non_max_suppression(
+            torch.from_numpy(onnx_raw), conf_thres=0.001, iou_thres=0.7, max_det=300
+        )
+        theirs[:, :4] = scale_boxes(shape, theirs[:, :4], frame.shape[:2])
+        theirs = theirs.numpy()
+        assert len(ours) == len(theirs)
+        order = np.argsort(-ours.confidence, kind="stable")
+        np.testing.assert_allclose(ours.xyxy[order], theirs[:, :4], atol=1e-3)
+        np.testing.assert_allclose(ours.confidence[order], theirs[:, 4], atol=1e-6)
+        np.testing.assert_array_equal(ours.class_id[order], theirs[:, 5].astype(int))
