@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 from jinja2 import pass_context
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
@@ -94,7 +95,7 @@ def create_app(
         if thread is not None:
             thread.join(timeout=30)
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from bundled assets: no CDN, nothing fetched at run time
         title="Bright Kitchen dashboard",
         version=__version__,
         description="Alerts from kitchen cameras: review, rectification, health and statistics. "
@@ -128,7 +129,7 @@ def create_app(
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if not request.url.path.startswith("/docs"):
+        if not request.url.path.startswith(("/docs", "/redoc")):
             response.headers.setdefault(
                 "Content-Security-Policy",
                 "default-src 'self'; img-src 'self' data: blob:; media-src 'self'; "

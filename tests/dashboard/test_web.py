@@ -166,6 +166,8 @@ def test_pages_render(login, seeded) -> None:
     assert "<svg" in c.get("/stats").text
     assert c.get("/").headers["location"] == "/queue"
     assert login("rest-a").get("/").headers["location"] == "/portal"
+    docs = c.get("/docs").text
+    assert "cdn" not in docs.lower() and c.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
     paths = c.get("/openapi.json").json()["paths"]
     assert {
         "/api/v1/alerts",
