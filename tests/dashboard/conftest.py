@@ -322,6 +322,29 @@ def seeded(persister: Persister, tenants: dict[str, Any]) -> dict[str, Any]:
         assert persister.handle(topic_for(ev), encode(ev)).outcome == "stored"
         assert persister.handle(topic_for(media), encode(media)).outcome == "stored"
         out[rid] = ev.event_id
+    from brightkitchen.contract import StatsMessage
+
+    stats = StatsMessage(
+        restaurant="r-a",
+        agent="box-1",
+        at=utc_now(),
+        interval_s=10,
+        outbox_depth=0,
+        outbox_bytes=0,
+        model={"name": "bk-detector", "version": "1.0.0"},
+        cameras=[
+            {
+                "camera": "cam-1",
+                "online": True,
+                "fps": 12.5,
+                "inference_ms": 18.0,
+                "frames_processed": 10,
+                "frames_skipped": 2,
+                "last_frame_at": utc_now(),
+            }
+        ],
+    )
+    assert persister.handle(topic_for(stats), encode(stats)).outcome == "stored"
     with persister.sessions() as s:
         from sqlalchemy import select
 

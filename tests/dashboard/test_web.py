@@ -164,6 +164,9 @@ def test_pages_render(login, seeded) -> None:
         r = c.get(path)
         assert r.status_code == 200, (path, r.text[:500])
     assert "<svg" in c.get("/stats").text
+    health = c.get("/health").text
+    assert "box-1" in health and "12.5" in health and "bk-detector 1.0.0" in health
+    assert "box-1" not in login("rest-b").get("/health").text
     assert c.get("/").headers["location"] == "/queue"
     assert login("rest-a").get("/").headers["location"] == "/portal"
     docs = c.get("/docs").text
