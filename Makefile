@@ -16,11 +16,11 @@ $(BIN)/python:
 
 # One stamp per set of extras, redone when pyproject.toml changes.
 $(VENV)/.stamp-demo: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[edge,dashboard,demo]'
+	$(PIP) install --quiet -e '.[edge,dashboard]'
 	@touch $@
 
 $(VENV)/.stamp-all: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[edge,dashboard,train,demo,dev]'
+	$(PIP) install --quiet -e '.[edge,dashboard,train,dev]'
 	@touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo  ## broker + dashboard + edge agent on the bundled sample clip
