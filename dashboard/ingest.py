@@ -31,12 +31,13 @@ from sqlalchemy.exc import OperationalError
 
 from brightkitchen.contract import subscriptions
 from dashboard.config import MqttSection
-from dashboard.persist import Persister
+from dashboard.persist import Persister, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 RECEIVE_MAXIMUM = 500  # unacknowledged messages the broker may have in flight to us
 ATTEMPTS_BEFORE_DEAD_LETTER = 3
+RETRYABLE = (OperationalError, StoreUnavailable)  # outages: keep the message unacknowledged and retry
 BATCH_MAX = 100  # messages stored per transaction when they queue up
 
 
@@ -47,6 +48,10 @@ class _Item:
     qos: int
     topic: str
     payload: bytes
+
+
+def _first_line(exc: Exception) -> str:
+    return f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
 
 def make_client(cfg: MqttSection, client_id: str | None = None) -> mqtt.Client:
@@ -170,10 +175,10 @@ class IngestWorker:
                 results = self.persister.handle_batch([(i.topic, i.payload) for i in batch])
                 self.counts.update(r.outcome for r in results)
                 return batch
-            except OperationalError as exc:
+            except RETRYABLE as exc:
                 if self._stopping.is_set():
                     return []
-                log.warning("database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay_s)
+                log.warning("storage unavailable (%s); retrying in %.1f s", _first_line(exc), delay_s)
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, 30.0)
             except Exception:
@@ -190,8 +195,8 @@ class IngestWorker:
                 result = self.persister.handle(item.topic, item.payload)
                 self.counts[result.outcome] += 1
                 return True
-            except OperationalError as exc:
-                log.warning("database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay_s)
+            except RETRYABLE as exc:
+                log.warning("storage unavailable (%s); retrying in %.1f s", _first_line(exc), delay_s)
             except Exception as exc:
                 if attempt >= ATTEMPTS_BEFORE_DEAD_LETTER:
                     return self._give_up(item, exc)

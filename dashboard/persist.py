@@ -2,7 +2,8 @@
 
 This is the ingest's logic without the network: ``Persister.handle(topic, payload)`` is what the MQTT
 worker calls for every message, and what tests and benchmarks can call directly.
-Database errors (a lost connection) propagate, so the worker can leave the message unacknowledged.
+Database errors (a lost connection) and media-store failures (``StoreUnavailable``) propagate, so the
+worker can leave the message unacknowledged and retry.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class Rejected(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
+
+
+class StoreUnavailable(Exception):
+    """The media store refused a write (disk full, S3 down): retry later, never dead-letter."""
 
 
 def new_media_id() -> str:
@@ -234,7 +239,10 @@ class Persister:
             return Result("duplicate")
         key = f"{msg.restaurant}/{msg.event_id}/{msg.kind}-{msg.sha256[:16]}.{EXTENSIONS[msg.content_type]}"
         blob = msg.blob()
-        self.store.put(key, blob, msg.content_type)
+        try:
+            self.store.put(key, blob, msg.content_type)
+        except Exception as exc:
+            raise StoreUnavailable(f"media store write of {key} failed: {exc}") from exc
         session.add(
             Media(
                 id=new_media_id(),

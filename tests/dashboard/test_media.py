@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -74,6 +76,39 @@ def test_ingest_into_s3(moto_s3, sessions, tenants, make_event, make_media, jpeg
     persister = Persister(sessions, store)
     ev = make_event()
     assert persister.handle("bk/v1/r-a/camera/cam-1/media", encode(make_media(ev))).outcome == "stored"
+    with sessions() as s:
+        key = s.scalars(select(Media.storage_key)).one()
+    assert store.get(key) == jpeg
+
+
+def test_s3_outage_keeps_media_until_the_store_is_back(
+    moto_s3, sessions, tenants, broker, publisher, make_event, make_media, jpeg, wait_until
+) -> None:
+    """S3 goes away mid-stream: media stay unacknowledged (no dead letter) and are stored once it is back."""
+    from brightkitchen.contract import topic_for
+    from dashboard.config import MqttSection
+    from dashboard.ingest import IngestWorker
+    from dashboard.models import DeadLetter
+
+    store = S3Store("bk-media", "", moto_s3, "us-east-1", "test", "test")
+    worker = IngestWorker(
+        MqttSection(port=broker.port, client_id="ingest-s3", share_group="dash"), Persister(sessions, store)
+    )
+    worker.start()
+    try:
+        wait_until(worker.connected.is_set)
+        ev = make_event()
+        publisher.publish(topic_for(ev), encode(ev))
+        wait_until(lambda: worker.counts["stored"] == 1)
+        store.client.delete_bucket(Bucket="bk-media")  # the store now refuses writes
+        publisher.publish(topic_for(make_media(ev)), encode(make_media(ev)))
+        time.sleep(2.0)
+        with sessions() as s:
+            assert s.scalars(select(Media)).all() == [] and s.scalars(select(DeadLetter)).all() == []
+        store.client.create_bucket(Bucket="bk-media")
+        wait_until(lambda: worker.counts["stored"] == 2, timeout_s=40)
+    finally:
+        worker.stop()
     with sessions() as s:
         key = s.scalars(select(Media.storage_key)).one()
     assert store.get(key) == jpeg
