@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -90,7 +91,9 @@ def test_s3_outage_keeps_media_until_the_store_is_back(
     from dashboard.ingest import IngestWorker
     from dashboard.models import DeadLetter
 
-    store = S3Store("bk-media", "", moto_s3, "us-east-1", "test", "test")
+    bucket = f"bk-outage-{uuid.uuid4().hex[:8]}"  # moto's state outlives one server: a bucket of our own
+    store = S3Store(bucket, "", moto_s3, "us-east-1", "test", "test")
+    store.client.create_bucket(Bucket=bucket)
     worker = IngestWorker(
         MqttSection(port=broker.port, client_id="ingest-s3", share_group="dash"), Persister(sessions, store)
     )
@@ -100,12 +103,12 @@ def test_s3_outage_keeps_media_until_the_store_is_back(
         ev = make_event()
         publisher.publish(topic_for(ev), encode(ev))
         wait_until(lambda: worker.counts["stored"] == 1)
-        store.client.delete_bucket(Bucket="bk-media")  # the store now refuses writes
+        store.client.delete_bucket(Bucket=bucket)  # the store now refuses writes
         publisher.publish(topic_for(make_media(ev)), encode(make_media(ev)))
         time.sleep(2.0)
         with sessions() as s:
             assert s.scalars(select(Media)).all() == [] and s.scalars(select(DeadLetter)).all() == []
-        store.client.create_bucket(Bucket="bk-media")
+        store.client.create_bucket(Bucket=bucket)
         wait_until(lambda: worker.counts["stored"] == 2, timeout_s=40)
     finally:
         worker.stop()
