@@ -1,11 +1,12 @@
 """Headless Chromium (Debian's, driven by Playwright): an inspector sees a new alert arrive live over MQTT,
 opens it, the clip plays, confirms it; a restaurant user sees only its alerts and answers one.
-Screenshots go to test-artifacts/ (and the README's two to docs/img/)."""
+Screenshots go to test-artifacts/; with BK_UPDATE_DOCS_IMG=1 the README's two are also copied to docs/img/."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import socket
 import threading
@@ -134,7 +135,7 @@ def _shot(page, name: str, docs_name: str | None = None) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if docs_name:
+    if docs_name and os.environ.get("BK_UPDATE_DOCS_IMG") == "1":
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, DOCS_IMG / docs_name)
 
