@@ -49,6 +49,12 @@ DETECTIONS = [
 ]
 
 
+def _clean_jpeg() -> bytes:
+    import cv2
+
+    return cv2.imencode(".jpg", _kitchen_frame(0), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+
+
 def _snapshot_jpeg() -> bytes:
     """The edge's annotated snapshot: the frame with its detections drawn."""
     import cv2
@@ -141,8 +147,14 @@ def _shot(page, name: str, docs_name: str | None = None) -> None:
 
 
 def _publish(publisher, make_event, make_media, restaurant: str = "r-a", **kw) -> str:
-    snap, clip = _snapshot_jpeg(), _clip_mp4()
+    snap, clean, clip = _snapshot_jpeg(), _clean_jpeg(), _clip_mp4()
     media = [
+        {
+            "kind": "snapshot_clean",
+            "content_type": "image/jpeg",
+            "sha256": hashlib.sha256(clean).hexdigest(),
+            "size_bytes": len(clean),
+        },
         {
             "kind": "snapshot",
             "content_type": "image/jpeg",
@@ -164,7 +176,12 @@ def _publish(publisher, make_event, make_media, restaurant: str = "r-a", **kw) -
         detections=DETECTIONS,
         **kw,
     )
-    for msg in (ev, make_media(ev, snap), make_media(ev, clip, "clip", "video/mp4")):
+    for msg in (
+        ev,
+        make_media(ev, snap),
+        make_media(ev, clean, "snapshot_clean"),
+        make_media(ev, clip, "clip", "video/mp4"),
+    ):
         publisher.publish(topic_for(msg), encode(msg))
     return str(ev.event_id)
 
@@ -193,6 +210,7 @@ def test_inspector_reviews_a_live_alert(
         timeout=15_000,
     )
     page.wait_for_function("() => document.querySelector('#snapshot').naturalWidth > 0")
+    assert page.locator(".boxes .box").count() == 2  # boxes drawn by the dashboard over the clean frame
     page.eval_on_selector("#clip", "v => { v.pause(); v.currentTime = 1.0; }")
     time.sleep(0.3)
     _shot(page, "alert-page", "alert-page.png")
