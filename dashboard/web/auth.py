@@ -24,6 +24,7 @@ from dashboard.passwords import token_digest
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+MAX_TRACKED_KEYS = 100_000
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -151,6 +152,9 @@ class LoginLimiter:
 
     def failed(self, address: str, username: str) -> None:
         now = time.monotonic()
+        if len(self._failures) > MAX_TRACKED_KEYS:  # bound memory against floods of made-up usernames
+            for key in [k for k in self._failures if self._recent(k) == 0]:
+                del self._failures[key]
         self._failures[(address, username.lower())].append(now)
         self._failures[(address, "")].append(now)
 
