@@ -267,3 +267,23 @@ def test_times_shown_in_the_display_time_zone(db_config, sessions, persister, se
     day = started.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
     assert c.get(f"/api/v1/alerts?since={day}&until={day}").json()["total"] == 2
     assert c.get(f"/api/v1/alerts?since={day}&until={day}&tz=Mars/Base").status_code == 422
+
+
+def test_statistics_numbers(login, seeded) -> None:
+    c = login("admin")
+    for rid, verdict in (("r-a", "false_positive"), ("r-b", "confirmed")):
+        r = c.post(
+            f"/api/v1/alerts/{seeded[rid]}/review",
+            json={"verdict": verdict, "reason": "seen"},
+            headers={"X-CSRF-Token": c.csrf},
+        )
+        assert r.status_code == 200
+    s = c.get("/api/v1/stats?days=7").json()
+    assert len(s["days"]) == 7 and sum(s["per_day_by_rule"]["board_misuse"]) == 2
+    assert s["per_day_by_rule"]["board_misuse"][-1] + s["per_day_by_rule"]["board_misuse"][-2] == 2
+    assert [(r["key"], r["reviewed"], r["rate"]) for r in s["fp_rate_by_rule"]] == [("board_misuse", 2, 0.5)]
+    assert [r["key"] for r in s["fp_rate_by_model"]] == ["1.0.0"]
+    assert s["time_to_review"]["count"] == 2 and s["time_to_review"]["median_s"] > 0
+    assert sorted(n for _, n in s["per_restaurant"]) == [1, 1]
+    inspector = login("insp-north").get("/api/v1/stats?days=7").json()
+    assert [n for _, n in inspector["per_restaurant"]] == [1]

@@ -4,6 +4,7 @@ time to review and time to rectify — all within the caller's scope."""
 from __future__ import annotations
 
 import statistics
+import time
 from collections import defaultdict
 from datetime import date, timedelta
 
@@ -53,6 +54,25 @@ def _durations(values: list[float]) -> Durations:
         median_s=statistics.median(values),
         p90_s=values[min(len(values) - 1, int(0.9 * len(values)))],
     )
+
+
+CACHE_S = 60.0  # statistics may be a minute old; the queries scan a month of alerts
+
+
+def cached_stats(request: Request, db: Session, user: User, days: int) -> Stats:
+    """``compute_stats``, remembered per app, scope and period for ``CACHE_S``."""
+    if not hasattr(request.app.state, "stats_cache"):
+        request.app.state.stats_cache = {}
+    cache: dict[tuple[object, ...], tuple[float, Stats]] = request.app.state.stats_cache
+    key = (user.role, user.restaurant_id, tuple(sorted(user.districts)), days)
+    hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_S:
+        return hit[1]
+    if len(cache) > 1000:
+        cache.clear()
+    stats = compute_stats(db, user, days)
+    cache[key] = (time.monotonic(), stats)
+    return stats
 
 
 def compute_stats(db: Session, user: User, days: int) -> Stats:
@@ -117,7 +137,7 @@ def compute_stats(db: Session, user: User, days: int) -> Stats:
 def stats_page(
     request: Request, principal: PageUser, db: Db, days: int = Query(30, ge=1, le=365)
 ) -> HTMLResponse:
-    s = compute_stats(db, principal.user, days)
+    s = cached_stats(request, db, principal.user, days)
     charts = {
         "per_day": stacked_bars(s.days, s.per_day_by_rule),
         "per_restaurant": hbars([(k, float(v)) for k, v in s.per_restaurant]),
@@ -130,6 +150,6 @@ def stats_page(
 
 
 @router.get("/api/v1/stats", tags=["stats"])
-def stats_api(principal: ApiUser, db: Db, days: int = Query(30, ge=1, le=365)) -> Stats:
-    """The statistics page's numbers."""
-    return compute_stats(db, principal.user, days)
+def stats_api(request: Request, principal: ApiUser, db: Db, days: int = Query(30, ge=1, le=365)) -> Stats:
+    """The statistics page's numbers (up to a minute old)."""
+    return cached_stats(request, db, principal.user, days)
