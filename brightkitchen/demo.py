@@ -99,7 +99,7 @@ def _start(name: str, cmd: list[str], workdir: Path) -> Service:
     return Service(name, proc, log_path)
 
 
-def prepare(workdir: Path, broker_port: int, http_port: int) -> dict[str, str]:
+def prepare(workdir: Path, broker_port: int, http_port: int, model: Path) -> dict[str, str]:
     """Write configs, create the database with the demo restaurant, camera and logins; returns passwords."""
     from dashboard.mqtt_auth import write_mosquitto_auth
 
@@ -131,7 +131,7 @@ def prepare(workdir: Path, broker_port: int, http_port: int) -> dict[str, str]:
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "username": RESTAURANT,
                  "password_file": str((auth.credentials_dir / f"{RESTAURANT}.txt").resolve()),
                  "stats_interval_s": 5},
-        "model": {"path": str(shipped_model()), "threads": 1},
+        "model": {"path": str(model.resolve()), "threads": 1},
         "outbox": {"path": str((workdir / "outbox.sqlite").resolve())},
         "cameras": [{
             "id": CAMERA, "source": str(SAMPLE_CLIP), "fps": 5, "loop": True, "realtime": True,
@@ -169,6 +169,7 @@ def run(
     http_port: Annotated[int, typer.Option(help="Dashboard port (another is chosen if taken).")] = 8080,
     broker_port: Annotated[int, typer.Option(help="Broker port (another is chosen if taken).")] = 1884,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model folder (default: the newest in models/).")] = None,
 ) -> None:
     """Start Mosquitto, the dashboard (with ingest) and an edge agent on the bundled sample clip."""
     mosquitto = find_mosquitto()
@@ -182,7 +183,7 @@ def run(
     shutil.rmtree(workdir, ignore_errors=True)
     broker_port, http_port = free_port(broker_port), free_port(http_port)
     typer.echo("preparing: configs, database, demo restaurant and logins …")
-    passwords = prepare(workdir, broker_port, http_port)
+    passwords = prepare(workdir, broker_port, http_port, model or shipped_model())
 
     services: list[Service] = []
     try:
