@@ -232,3 +232,14 @@ def test_cli_check_config_reports_file_key_and_value(tmp_path: Path) -> None:
     assert str(path) in out
     assert "cameras[0].rules[0].min_duration_s" in out
     assert "-3" in out
+
+
+def test_readme_edge_config_example_is_valid() -> None:
+    """The edge config shown in the README validates, so the README cannot drift from the schema."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"```yaml\n(agent:.*?)```", readme, re.S)
+    assert block, "README has no edge config example"
+    cfg = parse_config(yaml.safe_load(block.group(1)), EdgeConfig, "README.md")
+    assert {r.type for r in cfg.cameras[0].rules} == {"board_misuse", "stacked_containers"}
