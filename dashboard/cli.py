@@ -263,3 +263,49 @@ def dead_letters_cmd(
         typer.echo(f"{d.received_at:%Y-%m-%d %H:%M:%S} {d.reason:20} {d.topic}  {d.detail[:120]}")
     if not rows:
         typer.echo("no dead letters")
+
+
+@app.command("export-dataset")
+def export_dataset_cmd(
+    config: ConfigOpt,
+    out: Annotated[Path, typer.Option(help="folder to write (YOLO, COCO, Label Studio, datasheet)")],
+    since: Annotated[
+        str | None, typer.Option(help="alerts started on or after this date/time (display time zone)")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="alerts started before this date/time; a date: to its end")
+    ] = None,
+    restaurant: Annotated[list[str] | None, typer.Option(help="only this restaurant (repeat)")] = None,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="share of groups in val")] = 0.2,
+    group_by: Annotated[
+        str, typer.Option(help="split unit: day (restaurant+camera+day), camera or restaurant")
+    ] = "day",
+) -> None:
+    """Export reviewed alerts as a training dataset (see README, "For ML staff")."""
+    from dashboard.dataset_export import ExportOptions, export_dataset, parse_when
+    from dashboard.db import open_database
+    from dashboard.media import open_store
+
+    if group_by not in ("day", "camera", "restaurant"):
+        raise typer.BadParameter("expected day, camera or restaurant", param_hint="--group-by")
+    cfg = _load(config)
+    tz = cfg.http.display_timezone
+    try:
+        opts = ExportOptions(
+            since=parse_when(since, tz) if since else None,
+            until=parse_when(until, tz, end=True) if until else None,
+            restaurants=tuple(restaurant or ()),
+            val_fraction=val_fraction,
+            group_by=group_by,  # type: ignore[arg-type]
+            timezone=tz,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _, sessions = open_database(cfg)
+    with sessions() as session:
+        sheet = export_dataset(session, open_store(cfg.media), out, opts)
+    im = sheet["images"]
+    typer.echo(
+        f"{out}: {im['total']} images (train {im['train']}, val {im['val']}), "
+        f"{sheet['hard_negatives']} hard negatives; datasheet {out / 'DATASHEET.md'}"
+    )

@@ -28,6 +28,7 @@ from dashboard.media import MediaStore, open_store
 from dashboard.web.auth import CSRF_FIELD, LoginLimiter, LoginRequired, csrf_token
 from dashboard.web.routers import (
     alerts,
+    datasets,
     dead_letters,
     health,
     live,
@@ -42,7 +43,20 @@ from dashboard.web.routers import (
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
-ROUTERS = (session, alerts, reviews, responses, media, live, health, stats, dead_letters, restaurants, users)
+ROUTERS = (
+    session,
+    alerts,
+    reviews,
+    responses,
+    media,
+    live,
+    health,
+    stats,
+    dead_letters,
+    restaurants,
+    users,
+    datasets,
+)
 
 
 def _template_globals(request: Request) -> dict[str, object]:
