@@ -171,7 +171,9 @@ class EventTracker:
     def _continue(ev: Event, hit: Hit, frame: Frame, dets: sv.Detections) -> None:
         ev.hits += 1
         ev.last_t, ev.last_at, ev.anchor = frame.t, frame.at, hit.anchor
-        if hit.score > ev.best.score:
+        # The best frame is frozen at the alert: its snapshot is sent then, and every later message of the
+        # event must carry the detections of that same frame (the review and the dataset export rely on it).
+        if ev.alert_t is None and hit.score > ev.best.score:
             ev.best = BestFrame(frame, dets, hit.indices, hit.score)
         ev.score = max(ev.score, hit.score)
 

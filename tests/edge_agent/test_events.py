@@ -90,6 +90,15 @@ def test_best_frame_is_the_highest_score() -> None:
     assert ev.best.frame.t == 1.4 and ev.score == 0.9
 
 
+def test_best_frame_is_frozen_at_the_alert() -> None:
+    """The snapshot is taken at the alert; later messages must describe that frame, not a better one."""
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3)])
+    out = _run(tr, 10, lambda t: [_hit(score=0.95 if t == 6.0 else 0.5)] if t < 8 else [])
+    assert [p for _, p, _ in out] == ["new", "end"]
+    ev = out[1][2]
+    assert ev.best.frame.t < 3.1 and ev.best.score == 0.5 and ev.score == 0.95
+
+
 def test_finish_ends_alerted_events_only() -> None:
     tr = EventTracker(
         "cam1",
