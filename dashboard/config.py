@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from brightkitchen.broker import BrokerSettings
 from brightkitchen.config import load_config
 
 
@@ -25,20 +26,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TlsSection(_Strict):
-    ca_file: Path | None = Field(None, description="CA bundle that signed the broker's certificate")
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = Field(False, description="skip hostname verification (testing only)")
-
-
-class MqttSection(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
+class MqttSection(BrokerSettings):
     username: str | None = Field(None, description="the dashboard's broker login (reads bk/v1/#)")
-    password: str | None = None
-    password_file: Path | None = Field(None, description="read the password from this file instead")
-    tls: TlsSection | None = None
     client_id: str = Field(
         "bk-dashboard-ingest-1",
         max_length=64,
@@ -48,19 +37,6 @@ class MqttSection(_Strict):
         "dashboard", pattern=r"^[A-Za-z0-9_-]+$", description="shared-subscription group; null = no sharing"
     )
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0, description="how long the broker keeps the session")
-    keepalive_s: int = Field(30, ge=5, le=3600)
-
-    @model_validator(mode="after")
-    def _one_password(self) -> MqttSection:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("give password or password_file, not both")
-        return self
-
-    def resolved_password(self) -> str | None:
-        """The password, read from ``password_file`` where that is given."""
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
-        return self.password
 
 
 class S3Section(_Strict):
@@ -94,6 +70,12 @@ class HttpSection(_Strict):
     login_window_s: int = Field(300, ge=1)
     sse_poll_s: float = Field(1.0, gt=0, description="how often the live queue looks for new alerts")
     display_timezone: str = Field("UTC", description="IANA zone for times in the UI, e.g. Asia/Shanghai")
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/]+$",
+        description="how edge agents reach this dashboard (model downloads), e.g. https://dash.example.com;"
+        " absent: the address the request came in on",
+    )
 
     @field_validator("display_timezone")
     @classmethod
@@ -105,6 +87,13 @@ class HttpSection(_Strict):
                 f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
             ) from None
         return value
+
+
+class RegistrySection(_Strict):
+    max_archive_bytes: int = Field(512 * 1024**2, gt=0, description="largest model archive accepted")
+    download_token_ttl_s: int = Field(
+        24 * 3600, gt=0, description="how long a rollout's download token works (renewed on promote)"
+    )
 
 
 class DashboardConfig(_Strict):
@@ -122,6 +111,7 @@ class DashboardConfig(_Strict):
     mqtt: MqttSection = MqttSection()
     media: MediaSection = MediaSection()
     http: HttpSection = HttpSection()
+    registry: RegistrySection = RegistrySection()
 
     def secret_key(self) -> str:
         """The cookie-signing key, generated on first use."""

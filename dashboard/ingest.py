@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import OperationalError
 
+from brightkitchen.broker import apply_login
 from brightkitchen.contract import subscriptions
 from dashboard.config import MqttSection
 from dashboard.persist import Persister, StoreUnavailable
@@ -62,16 +62,7 @@ def make_client(cfg: MqttSection, client_id: str | None = None) -> mqtt.Client:
         protocol=mqtt.MQTTv5,
         manual_ack=True,
     )
-    if cfg.username:
-        client.username_pw_set(cfg.username, cfg.resolved_password())
-    if cfg.tls is not None:
-        client.tls_set(
-            ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-            certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-            keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-        client.tls_insecure_set(cfg.tls.insecure)
+    apply_login(client, cfg)
     client.reconnect_delay_set(1, 30)
     return client
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from brightkitchen.broker import BrokerSettings
 from brightkitchen.config import format_validation_error, load_config
 from brightkitchen.contract import ID_PATTERN, Severity
 
@@ -33,30 +34,10 @@ class AgentSection(_Strict):
     restaurant: str = Field(pattern=ID_PATTERN, description="restaurant id; also the MQTT username")
 
 
-class TlsSection(_Strict):
-    ca_file: Path | None = Field(None, description="CA bundle that signed the broker's certificate")
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = Field(False, description="skip hostname verification (testing only)")
-
-
-class MqttSection(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = None
-    password_file: Path | None = Field(None, description="read the password from this file instead")
-    tls: TlsSection | None = None
-    keepalive_s: int = Field(30, ge=5, le=3600)
+class MqttSection(BrokerSettings):
     stats_interval_s: float = Field(10.0, gt=0)
     reconnect_min_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(60.0, gt=0)
-
-    @model_validator(mode="after")
-    def _one_password(self) -> MqttSection:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("give password or password_file, not both")
-        return self
 
 
 class ModelSection(_Strict):
@@ -65,6 +46,10 @@ class ModelSection(_Strict):
     confidence: float = Field(0.35, gt=0, lt=1)
     iou: float = Field(0.5, gt=0, lt=1)
     download_dir: Path = Field(Path("models"), description="where switch_model unpacks downloaded models")
+    rollback_errors: int = Field(
+        5, ge=1, description="roll back by itself after this many processing errors right after a switch"
+    )
+    rollback_window_s: float = Field(120.0, gt=0, description="how long after a switch those errors count")
 
 
 class TrackingSection(_Strict):

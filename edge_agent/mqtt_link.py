@@ -17,13 +17,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from brightkitchen.broker import apply_login
 from brightkitchen.contract import (
     AvailabilityMessage,
     CommandMessage,
@@ -78,18 +78,7 @@ class MqttLink:
             protocol=mqtt.MQTTv5,
             reconnect_on_failure=True,
         )
-        password = m.password
-        if m.password_file is not None:
-            password = Path(m.password_file).read_text(encoding="utf-8").strip()
-        if m.username is not None:
-            client.username_pw_set(m.username, password)
-        if m.tls is not None:
-            client.tls_set(
-                ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-                certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-                keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-            )
-            client.tls_insecure_set(m.tls.insecure)
+        apply_login(client, m)
         will = AvailabilityMessage(restaurant=self._restaurant, agent=self._agent, status="offline")
         client.will_set(self._avail_topic, encode(will), qos=1, retain=True)
         client.reconnect_delay_set(
@@ -139,6 +128,22 @@ class MqttLink:
         """New rows in the outbox: wake the pump."""
         self._wake.set()
 
+    def announce(self) -> bool:
+        """Publish ``online`` with the current cameras and model again (after a model change)."""
+        return self.publish_now(self._avail_topic, encode(self._online()), qos=1, retain=True)
+
+    def _online(self) -> AvailabilityMessage:
+        cameras, model = self.describe()
+        return AvailabilityMessage(
+            restaurant=self._restaurant,
+            agent=self._agent,
+            status="online",
+            at=utc_now(),
+            software_version=self.software_version,
+            model=model,
+            cameras=cameras,
+        )
+
     def publish_now(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
         """Send outside the outbox (stats): only while connected, no retry."""
         if not self.connected.is_set():
@@ -153,17 +158,7 @@ class MqttLink:
             log.error("MQTT: %s", self.last_error)
             return
         self.last_error = None
-        cameras, model = self.describe()
-        online = AvailabilityMessage(
-            restaurant=self._restaurant,
-            agent=self._agent,
-            status="online",
-            at=utc_now(),
-            software_version=self.software_version,
-            model=model,
-            cameras=cameras,
-        )
-        client.publish(self._avail_topic, encode(online), qos=1, retain=True)
+        client.publish(self._avail_topic, encode(self._online()), qos=1, retain=True)
         client.subscribe(self._command_topic, qos=1)
         self.connected.set()
         self._wake.set()
