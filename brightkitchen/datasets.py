@@ -84,6 +84,10 @@ def parse_yolo(text: str, names: list[str] | None = None, where: str = "") -> li
         if len(parts) != 5:
             raise ValueError(f"{where}:{n}: expected 'class cx cy w h', got {line!r}")
         cls = int(parts[0])
+        if not 0 <= cls < len(names or CLASS_NAMES):
+            raise ValueError(
+                f"{where}:{n}: class id {cls} is not in the class list ({len(names or CLASS_NAMES)})"
+            )
         cx, cy, w, h = (float(p) for p in parts[1:])
         labels.append(
             Label(class_id_of(names[cls] if names else CLASS_NAMES[cls], where), *_corners(cx, cy, w, h))

@@ -197,3 +197,34 @@ def eval_cmd(
         card = ModelCard.read(model)
         card.metrics = {k: v for k, v in result.items() if k not in ("model", "data")}
         write_card(model, card)
+
+
+# --- real data ---------------------------------------------------------------------------------------------
+
+
+@app.command("import-labels")
+def import_labels_cmd(
+    fmt: Annotated[str, typer.Option("--format", help="yolo or coco (as exported by CVAT or Label Studio).")],
+    src: Annotated[Path, typer.Option(help="The tool's export: a folder, or a COCO JSON file.")],
+    out: Annotated[Path, typer.Option(help="Dataset folder to write (our YOLO layout, data.yaml).")],
+    splits: Annotated[
+        Path | None,
+        typer.Option(help="datasheet.json of the dashboard export the labels came from: keeps its split."),
+    ] = None,
+    val_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Share in val for images whose split is not known.")
+    ] = 0.2,
+) -> None:
+    """Bring corrected labels (YOLO or COCO) back into a dataset folder that `train fit` reads."""
+    from training.import_labels import import_labels
+
+    if fmt not in ("yolo", "coco"):
+        raise typer.BadParameter("expected yolo or coco", param_hint="--format")
+    try:
+        summary = import_labels(fmt, src, out, splits, val_fraction)  # type: ignore[arg-type]
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    im = summary["images"]
+    boxes = ", ".join(f"{k} {v}" for k, v in summary["per_class"].items() if v) or "none"
+    typer.echo(f"{out}: {im['train']} train + {im['val']} val images; boxes: {boxes}")
