@@ -108,6 +108,9 @@ class Detector:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle pool threads would spin-wait after every run: at 5 fps that burned ~3x the CPU of the
+        # inference itself (bench/edge_throughput.py), CPU that a box's other cameras need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(str(folder / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
