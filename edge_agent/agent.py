@@ -1,5 +1,6 @@
-"""The edge agent: wiring only. Builds the detector, outbox, MQTT link and one worker per camera from the
-config, connects the cameras' outputs to the outbox, and publishes stats every ``stats_interval_s``.
+"""The edge agent: wiring only. Builds the detector, outbox, MQTT link, rollback watchdog and one worker per
+camera from the config, connects the cameras' outputs to the outbox, and publishes stats every
+``stats_interval_s``.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from uuid import UUID
 
 from brightkitchen import __version__
 from brightkitchen.contract import (
@@ -26,6 +28,7 @@ from edge_agent.detector import Detector, DetectorSlot
 from edge_agent.mqtt_link import MqttLink
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import CameraPipeline, Output
+from edge_agent.watchdog import AutoRollback, RollbackWatchdog
 from edge_agent.wire import model_ref, to_outgoing
 
 log = logging.getLogger(__name__)
@@ -45,13 +48,19 @@ class Agent:
             cfg.model.download_dir,
             self.reload,
             self._reply,
+            self._model_changed,
+        )
+        self.watchdog = RollbackWatchdog(
+            self.detectors, cfg.model.rollback_errors, cfg.model.rollback_window_s, self._rolled_back
         )
         self.link = MqttLink(cfg, self.outbox, self.commands.handle, self._describe, __version__)
         self.workers = self._workers(cfg)
         self._lock = threading.Lock()
 
     def _workers(self, cfg: EdgeConfig) -> list[CameraWorker]:
-        return [CameraWorker(cam, cfg, self.detectors, self._sink) for cam in cfg.cameras]
+        return [
+            CameraWorker(cam, cfg, self.detectors, self._sink, self.watchdog.error) for cam in cfg.cameras
+        ]
 
     def _describe(self) -> tuple[list[str], ModelRef | None]:
         return [c.id for c in self.cfg.cameras], model_ref(self.detectors.current)
@@ -61,9 +70,31 @@ class Agent:
         if self.outbox.put(out.msg_id, out.kind, out.topic, out.payload):
             self.link.notify()
 
-    def _reply(self, reply: ReplyMessage) -> None:
-        self.outbox.put(f"reply:{reply.command_id}", "control", topic_for(reply), encode(reply))
+    def _reply(self, reply: ReplyMessage, msg_id: str | None = None) -> None:
+        self.outbox.put(msg_id or f"reply:{reply.command_id}", "control", topic_for(reply), encode(reply))
         self.link.notify()
+
+    def _model_changed(self, switch_id: UUID | None) -> None:
+        """A switch arms the watchdog, a rollback disarms it; either way the new model is announced."""
+        if switch_id is None:
+            self.watchdog.disarm()
+        else:
+            self.watchdog.arm(switch_id)
+        self.link.announce()
+
+    def _rolled_back(self, event: AutoRollback) -> None:
+        """The watchdog undid a switch: answer the switch command again, with ok=false, and announce."""
+        reply = ReplyMessage(
+            command_id=event.command_id,
+            restaurant=self.cfg.agent.restaurant,
+            agent=self.cfg.agent.id,
+            at=utc_now(),
+            ok=False,
+            message=f"rolled back to {event.restored_model} automatically: {event.reason}"[:2000],
+            model=model_ref(self.detectors.current),
+        )
+        self._reply(reply, f"reply:{event.command_id}:auto-rollback")
+        self.link.announce()
 
     def reload(self) -> str:
         """Re-read the config file and restart the cameras with it; the old ones keep running if it is bad."""

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class CameraWorker:
-    """Runs a camera until stopped; a failing frame is logged and skipped, never fatal."""
+    """Runs a camera until stopped; a failing frame is logged, reported to ``on_error`` and skipped, never
+    fatal; ``error`` holds the last failure until a frame succeeds again."""
 
     def __init__(
         self,
@@ -26,9 +27,11 @@ class CameraWorker:
         cfg: EdgeConfig,
         detectors: DetectorSlot,
         sink: Callable[[Output, CameraPipeline], None],
+        on_error: Callable[[str], None] = lambda _detail: None,
     ) -> None:
         self.camera = camera
         self.sink = sink
+        self.on_error = on_error  # processing failures, for the rollback watchdog
         self.stop_event = threading.Event()
         self.source = FrameSource(camera, self.stop_event)
         self.pipeline = CameraPipeline(camera, cfg, detectors)
@@ -55,7 +58,9 @@ class CameraWorker:
             except Exception as exc:  # a bad frame or a model error must not kill the camera
                 self.error = f"processing failed: {exc}"
                 log.exception("camera %s: frame %d failed", self.camera.id, frame.index)
+                self.on_error(self.error)
                 continue
+            self.error = None
             for item in outputs:
                 self.sink(item, self.pipeline)
         for item in self.pipeline.finish():

@@ -1,5 +1,6 @@
 """Commands from the dashboard: ping, reload_config, switch_model (download, sha256 check, unpack, load;
-the old model stays on any failure) and rollback_model. Each is answered by a ``ReplyMessage``.
+the old model stays on any failure) and rollback_model. Each is answered by a ``ReplyMessage``; after a
+model change ``on_model_change`` lets the agent announce it and arm the rollback watchdog.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from uuid import UUID
 
 from brightkitchen.contract import CommandMessage, ModelDownload, ModelRef, ReplyMessage, utc_now
 from brightkitchen.model_card import MODEL_FILE
@@ -79,6 +81,7 @@ class CommandHandler:
         download_dir: Path,
         reload_config: Callable[[], str],
         reply: Callable[[ReplyMessage], None],
+        on_model_change: Callable[[UUID | None], None] = lambda _switch_id: None,
     ) -> None:
         self.restaurant, self.agent = restaurant, agent
         self.detectors = detectors
@@ -86,6 +89,7 @@ class CommandHandler:
         self.download_dir = download_dir
         self.reload_config = reload_config
         self.reply = reply
+        self.on_model_change = on_model_change  # the switch command's id, or None after a rollback
 
     def model_ref(self) -> ModelRef:
         card = self.detectors.current.card
@@ -116,8 +120,11 @@ class CommandHandler:
         if cmd.action == "reload_config":
             return self.reload_config()
         if cmd.action == "rollback_model":
-            return f"rolled back to {self.detectors.rollback().card.ref}"
+            ref = self.detectors.rollback().card.ref
+            self.on_model_change(None)
+            return f"rolled back to {ref}"
         assert cmd.model is not None  # the contract requires it for switch_model
         folder = download_model(cmd.model, self.download_dir)
         new = self.detectors.switch(folder, self.threads)
+        self.on_model_change(cmd.command_id)
         return f"switched to {new.card.ref}"
