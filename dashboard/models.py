@@ -278,3 +278,72 @@ class AgentReply(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class ModelVersion(Base):
+    """A model in the registry: its archive (in the media store), its card and its comparison report."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_model_versions_name_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), doc="of model.onnx, as in the card")
+    card: Mapped[dict[str, Any]]
+    archive_key: Mapped[str] = mapped_column(String(300))
+    archive_sha256: Mapped[str] = mapped_column(String(64), doc="what agents check after downloading")
+    archive_bytes: Mapped[int]
+    archive_type: Mapped[str] = mapped_column(String(32), doc="application/gzip, application/x-tar, zip")
+    report_md: Mapped[str | None] = mapped_column(Text, doc="train compare's Markdown report")
+    report: Mapped[dict[str, Any] | None] = mapped_column(doc="train compare's JSON report")
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class Rollout(Base):
+    """Sending one model to chosen agents: a canary first, the rest after ``promote``.
+
+    ``state``: canary → canary_ok → rolling → done, or failed (nothing more is sent). The download token is
+    kept only as its SHA-256; it allows downloading this rollout's model until ``token_expires_at``.
+    """
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_expires_at: Mapped[datetime]
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+    model: Mapped[ModelVersion] = relationship()
+    targets: Mapped[list[RolloutTarget]] = relationship(
+        back_populates="rollout", order_by="RolloutTarget.position"
+    )
+
+
+class RolloutTarget(Base):
+    """One agent of a rollout. ``state``: pending → sent → switched (reply ok) → running (stats show the
+    model, no camera errors); or failed, rolled_back (the agent went back), skipped (the rollout failed),
+    superseded (a later rollout sent this agent another model)."""
+
+    __tablename__ = "rollout_targets"
+    __table_args__ = (Index("ix_rollout_targets_agent", "restaurant_id", "agent_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    position: Mapped[int] = mapped_column(doc="0 is the canary")
+    restaurant_id: Mapped[str] = mapped_column(ForeignKey("restaurants.id"))
+    agent_id: Mapped[str] = mapped_column(String(64))
+    command_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    message: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None]
+    switched_at: Mapped[datetime | None] = mapped_column(doc="the agent's clock, from its reply")
+    updated_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+    rollout: Mapped[Rollout] = relationship(back_populates="targets")

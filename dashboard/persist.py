@@ -1,5 +1,7 @@
 """Turn one received MQTT message into database rows and stored media — or a dead letter with its reason.
 
+Replies, availability and stats also move model rollouts along (``dashboard.rollout``).
+
 This is the ingest's logic without the network: ``Persister.handle(topic, payload)`` is what the MQTT
 worker calls for every message, and what tests and benchmarks can call directly.
 Database errors (a lost connection) and media-store failures (``StoreUnavailable``) propagate, so the
@@ -32,6 +34,7 @@ from brightkitchen.contract import (
 )
 from dashboard.media import EXTENSIONS, MediaStore
 from dashboard.models import Agent, AgentReply, Camera, DeadLetter, Event, Media, Restaurant, now_utc
+from dashboard.rollout import observe_model, observe_reply
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,7 @@ class Persister:
                     at=msg.at,
                 )
             )
+            observe_reply(session, msg)
             return Result("stored")
         raise Rejected("unexpected_type", f"{msg.type} messages are not for the dashboard")
 
@@ -281,6 +285,8 @@ class Persister:
             agent.software_version = msg.software_version
         if msg.model:
             agent.model_name, agent.model_version = msg.model.name, msg.model.version
+        if msg.status == "online":
+            observe_model(session, msg.restaurant, msg.agent, msg.model, msg.at)
         if msg.status == "offline":
             for cam in session.scalars(
                 select(Camera).where(Camera.restaurant_id == msg.restaurant, Camera.agent_id == msg.agent)
@@ -294,6 +300,8 @@ class Persister:
         agent.outbox_depth, agent.outbox_bytes = msg.outbox_depth, msg.outbox_bytes
         if msg.model:
             agent.model_name, agent.model_version = msg.model.name, msg.model.version
+        errors = [f"{c.camera}: {c.error}" for c in msg.cameras if c.error]
+        observe_model(session, msg.restaurant, msg.agent, msg.model, msg.at, errors)
         if agent.status != "online":
             agent.status, agent.status_at = "online", msg.at
         cams = {

@@ -33,9 +33,11 @@ from dashboard.web.routers import (
     health,
     live,
     media,
+    models,
     responses,
     restaurants,
     reviews,
+    rollouts,
     session,
     stats,
     users,
@@ -56,6 +58,8 @@ ROUTERS = (
     restaurants,
     users,
     datasets,
+    models,
+    rollouts,
 )
 
 

@@ -469,3 +469,45 @@ def tcp_proxy() -> Iterator[Callable[[tuple[str, int]], TcpProxy]]:
     yield make
     for p in proxies:
         p.cut()
+
+
+class CommandListener:
+    """Subscribes to every agent's command topic (as an edge agent would) and decodes what arrives."""
+
+    def __init__(self, port: int) -> None:
+        import threading
+
+        from brightkitchen.contract import decode
+
+        self.commands: list[Any] = []
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="cmd-listener", protocol=mqtt.MQTTv5)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+
+        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            with self._lock:
+                self.commands.append(decode(msg.topic, msg.payload))
+
+        self.client.on_message = on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe("bk/v1/+/agent/+/command", qos=1)
+        self.client.loop_start()
+        assert subscribed.wait(10), "command listener not subscribed"
+
+    def wait_for(self, count: int) -> list[Any]:
+        """The first ``count`` commands, once that many arrived."""
+        wait_until(lambda: len(self.commands) >= count)
+        with self._lock:
+            return self.commands[:count]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def command_listener(broker: Broker) -> Iterator[CommandListener]:
+    listener = CommandListener(broker.port)
+    yield listener
+    listener.close()

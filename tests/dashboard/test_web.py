@@ -282,7 +282,7 @@ def test_statistics_numbers(login, seeded) -> None:
     assert len(s["days"]) == 7 and sum(s["per_day_by_rule"]["board_misuse"]) == 2
     assert s["per_day_by_rule"]["board_misuse"][-1] + s["per_day_by_rule"]["board_misuse"][-2] == 2
     assert [(r["key"], r["reviewed"], r["rate"]) for r in s["fp_rate_by_rule"]] == [("board_misuse", 2, 0.5)]
-    assert [r["key"] for r in s["fp_rate_by_model"]] == ["1.0.0"]
+    assert [r["key"] for r in s["fp_rate_by_model"]] == ["bk-detector 1.0.0"]
     assert s["time_to_review"]["count"] == 2 and s["time_to_review"]["median_s"] > 0
     assert sorted(n for _, n in s["per_restaurant"]) == [1, 1]
     inspector = login("insp-north").get("/api/v1/stats?days=7").json()

@@ -127,7 +127,7 @@ def compute_stats(db: Session, user: User, days: int) -> Stats:
         per_day_by_rule=dict(per_day),
         per_restaurant=per_restaurant,
         fp_rate_by_rule=rates(Event.rule),
-        fp_rate_by_model=rates(Event.model_version),
+        fp_rate_by_model=rates(Event.model_name + " " + Event.model_version),
         time_to_review=_durations(review_s),
         time_to_rectify=_durations(rectify_s),
     )

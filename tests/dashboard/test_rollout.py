@@ -1,0 +1,256 @@
+"""Rollouts: canary, promote, done; failures and rollbacks stop them; commands go over a real Mosquitto (also
+with the ACL written by ``mqtt-credentials``); which agent runs what, and false positives per model."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from brightkitchen.contract import (
+    AvailabilityMessage,
+    ReplyMessage,
+    StatsMessage,
+    encode,
+    topic_for,
+    utc_now,
+)
+from dashboard.config import MqttSection
+from dashboard.mqtt_auth import write_mosquitto_auth
+
+pytestmark = pytest.mark.parametrize("db_config", ["sqlite"], indirect=True)  # storage is covered elsewhere
+AGENTS = ["r-a/box-1", "r-a/box-2", "r-b/box-1"]
+
+
+def _send(persister, msg: Any) -> None:
+    assert persister.handle(topic_for(msg), encode(msg)).outcome == "stored"
+
+
+def _online(persister, key: str, version: str = "0.9") -> None:
+    restaurant, agent = key.split("/")
+    model = {"name": "tiny", "version": version}
+    _send(
+        persister,
+        AvailabilityMessage(restaurant=restaurant, agent=agent, status="online", at=utc_now(), model=model),
+    )
+
+
+def _reply(persister, cmd: Any, key: str, ok: bool = True, version: str = "1.0.0", message: str = "") -> None:
+    restaurant, agent = key.split("/")
+    model = {"name": "tiny", "version": version}
+    _send(
+        persister,
+        ReplyMessage(
+            command_id=cmd.command_id,
+            restaurant=restaurant,
+            agent=agent,
+            at=utc_now(),
+            ok=ok,
+            message=message,
+            model=model,
+        ),
+    )
+
+
+def _stats(persister, key: str, version: str = "1.0.0", error: str | None = None) -> None:
+    restaurant, agent = key.split("/")
+    camera = {
+        "camera": "cam-1",
+        "online": True,
+        "fps": 5,
+        "inference_ms": 9,
+        "frames_processed": 5,
+        "frames_skipped": 0,
+    }
+    _send(
+        persister,
+        StatsMessage(
+            restaurant=restaurant,
+            agent=agent,
+            at=utc_now(),
+            interval_s=1,
+            model={"name": "tiny", "version": version},
+            cameras=[{**camera, "error": error}],
+            outbox_depth=0,
+            outbox_bytes=0,
+        ),
+    )
+
+
+@pytest.fixture
+def registry(login, tenants, make_model_folder, persister, db_config, broker) -> dict[str, Any]:
+    """The test broker for commands, three agents on model 0.9, and model tiny 1.0.0 in the registry."""
+    db_config.mqtt = MqttSection(port=broker.port)
+    ml = login("ml")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        tf.add(make_model_folder(version="1.0.0"), arcname="tiny-1.0.0")
+    r = ml.post(
+        "/api/v1/models", files={"archive": ("m.tar.gz", buf.getvalue())}, headers={"X-CSRF-Token": ml.csrf}
+    )
+    assert r.status_code == 201, r.text
+    for key in AGENTS:
+        _online(persister, key)
+    return {"ml": ml, "model": r.json()["id"]}
+
+
+def _start(ml: Any, model_id: int, agents: list[str]) -> Any:
+    return ml.post(
+        f"/api/v1/models/{model_id}/rollouts", json={"agents": agents}, headers={"X-CSRF-Token": ml.csrf}
+    )
+
+
+def _promote(ml: Any, rollout_id: int) -> Any:
+    return ml.post(f"/api/v1/rollouts/{rollout_id}/promote", headers={"X-CSRF-Token": ml.csrf})
+
+
+def _state(ml: Any, rollout_id: int) -> tuple[str, list[str]]:
+    r = ml.get(f"/api/v1/rollouts/{rollout_id}").json()
+    return r["state"], [t["state"] for t in r["targets"]]
+
+
+def test_canary_then_promote_then_done(registry, persister, command_listener, login) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    r = _start(ml, model_id, AGENTS)
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    (canary_cmd,) = command_listener.wait_for(1)
+    assert canary_cmd.action == "switch_model" and canary_cmd.model.version == "1.0.0"
+    assert _state(ml, rid) == ("canary", ["sent", "pending", "pending"])
+    assert _promote(ml, rid).status_code == 409  # not before the canary is good
+
+    _reply(persister, canary_cmd, "r-a/box-1")
+    assert _state(ml, rid) == ("canary", ["switched", "pending", "pending"])
+    _stats(persister, "r-a/box-1", error="processing failed: boom")
+    assert _state(ml, rid)[0] == "canary"  # errors: not good yet
+    _stats(persister, "r-a/box-1")
+    assert _state(ml, rid) == ("canary_ok", ["running", "pending", "pending"])
+    assert "Promote to all" in ml.get(f"/models/{model_id}").text
+    inspector = login("insp-north")
+    assert _promote(inspector, rid).status_code == 403 and "role" in _promote(inspector, rid).text
+
+    assert _promote(ml, rid).status_code == 200
+    cmds = command_listener.wait_for(3)
+    assert {c.command_id for c in cmds[1:]} != {canary_cmd.command_id}
+    assert cmds[1].model.token == cmds[2].model.token != canary_cmd.model.token  # renewed on promote
+    assert _state(ml, rid) == ("rolling", ["running", "sent", "sent"])
+    for cmd, key in zip(cmds[1:], AGENTS[1:], strict=True):
+        _reply(persister, cmd, key)
+        _stats(persister, key)
+    assert _state(ml, rid) == ("done", ["running"] * 3)
+    model = ml.get(f"/api/v1/models/{model_id}").json()
+    assert model["agents"] == ["r-a/box-1", "r-a/box-2", "r-b/box-1"]
+    health = {
+        f"{a['restaurant']}/{a['agent']}": a["model_version"]
+        for a in ml.get("/api/v1/health").json()["agents"]
+    }
+    assert health == dict.fromkeys(AGENTS, "1.0.0")
+
+
+def test_a_failed_canary_stops_the_rollout(registry, persister, command_listener) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, AGENTS).json()["id"]
+    (cmd,) = command_listener.wait_for(1)
+    _reply(persister, cmd, "r-a/box-1", ok=False, version="0.9", message="sha256 of the download is 00…")
+    state, targets = _state(ml, rid)
+    assert (state, targets) == ("failed", ["failed", "skipped", "skipped"])
+    assert "sha256" in ml.get(f"/api/v1/rollouts/{rid}").json()["message"]
+    assert _promote(ml, rid).status_code == 409
+    assert len(command_listener.commands) == 1  # nobody else was sent anything
+    assert _start(ml, model_id, ["r-a/box-1"]).status_code == 201  # a failed rollout does not block a new one
+
+
+def test_the_agents_own_rollback_fails_the_rollout(registry, persister, command_listener) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, AGENTS[:2]).json()["id"]
+    (cmd,) = command_listener.wait_for(1)
+    _reply(persister, cmd, "r-a/box-1")
+    _stats(persister, "r-a/box-1")
+    assert _state(ml, rid)[0] == "canary_ok"
+    _reply(
+        persister, cmd, "r-a/box-1", ok=False, version="0.9", message="rolled back to tiny-0.9 automatically"
+    )
+    assert _state(ml, rid) == ("failed", ["rolled_back", "skipped"])
+    assert "rolled back" in ml.get(f"/api/v1/rollouts/{rid}").json()["message"]
+    assert _promote(ml, rid).status_code == 409
+
+
+def test_an_agent_reporting_the_old_model_after_switching_fails_the_rollout(
+    registry, persister, command_listener
+) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, ["r-b/box-1"]).json()["id"]
+    (cmd,) = command_listener.wait_for(1)
+    _stats(persister, "r-b/box-1", version="0.9")  # before it switched: no news
+    assert _state(ml, rid) == ("canary", ["sent"])
+    _reply(persister, cmd, "r-b/box-1")
+    _online(persister, "r-b/box-1", version="0.9")  # restarted on the old model
+    assert _state(ml, rid) == ("failed", ["rolled_back"])
+
+
+def test_busy_agents_and_unknown_agents_are_refused(registry, command_listener) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    assert _start(ml, model_id, ["r-a/box-1"]).status_code == 201
+    busy = _start(ml, model_id, ["r-a/box-2", "r-a/box-1"])
+    assert busy.status_code == 409 and "r-a/box-1" in busy.json()["detail"]
+    assert _start(ml, model_id, ["r-z/box-9"]).status_code == 422
+    assert _start(ml, model_id, ["r-a/box-2", "r-a/box-2"]).status_code == 409
+    assert _start(ml, 999, ["r-a/box-2"]).status_code == 404
+
+
+def test_unreachable_broker_fails_the_rollout(login, tenants, registry, db_config) -> None:
+    ml = registry["ml"]
+    broker_port = db_config.mqtt.port
+    db_config.mqtt = MqttSection(port=1)  # nothing listens there
+    r = _start(ml, registry["model"], ["r-a/box-1"])
+    assert r.status_code == 502 and "cannot reach" in r.json()["detail"]
+    rollout = ml.get(f"/api/v1/models/{registry['model']}").json()["rollouts"][0]
+    assert rollout["state"] == "failed" and rollout["targets"][0]["state"] == "failed"
+    db_config.mqtt = MqttSection(port=broker_port)
+
+
+def test_commands_go_out_with_the_dashboards_broker_login_and_acl(
+    login, tenants, make_model_folder, persister, db_config, mosquitto_with, tmp_path: Path
+) -> None:
+    auth = write_mosquitto_auth(tmp_path / "mqtt", ["r-a", "r-b"])
+    broker = mosquitto_with(
+        f"allow_anonymous false\npassword_file {auth.password_file}\nacl_file {auth.acl_file}\n"
+    )
+    password = (auth.credentials_dir / "dashboard.txt").read_text().strip()
+    db_config.mqtt = MqttSection(port=broker.port, username="dashboard", password=password)
+    ml = login("ml")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        tf.add(make_model_folder(version="1.0.0"), arcname="m")
+    model_id = ml.post(
+        "/api/v1/models", files={"archive": ("m.tar.gz", buf.getvalue())}, headers={"X-CSRF-Token": ml.csrf}
+    ).json()["id"]
+    _online(persister, "r-a/box-1")
+    assert _start(ml, model_id, ["r-a/box-1"]).status_code == 201
+    db_config.mqtt = MqttSection(port=broker.port, username="dashboard", password="wrong")
+    _online(persister, "r-b/box-1")
+    refused = _start(ml, model_id, ["r-b/box-1"])
+    assert refused.status_code == 502 and "refused the dashboard's login" in refused.json()["detail"]
+
+
+def test_false_positive_rate_per_model_version(login, tenants, persister, make_event) -> None:
+    inspector = login("insp-north")
+    for i, verdict in enumerate(["confirmed", "false_positive", "false_positive", "confirmed"]):
+        version = "1.0.0" if i < 3 else "2.0.0"
+        ev = make_event(restaurant="r-a", event_id=uuid.uuid4(), model={"name": "tiny", "version": version})
+        _send(persister, ev)
+        body = {"verdict": verdict, "reason": "" if verdict == "confirmed" else "a shadow"}
+        r = inspector.post(
+            f"/api/v1/alerts/{ev.event_id}/review", json=body, headers={"X-CSRF-Token": inspector.csrf}
+        )
+        assert r.status_code == 200, r.text
+    rates = {
+        r["key"]: (r["reviewed"], r["false_positive"])
+        for r in login("ml").get("/api/v1/stats").json()["fp_rate_by_model"]
+    }
+    assert rates == {"tiny 1.0.0": (3, 2), "tiny 2.0.0": (1, 0)}
+    assert "False-positive rate per model version" in inspector.get("/stats").text
