@@ -1,6 +1,6 @@
-"""The edge agent: wiring only. Builds the detector, outbox, MQTT link, rollback watchdog and one worker per
-camera from the config, connects the cameras' outputs to the outbox, and publishes stats every
-``stats_interval_s``.
+"""The edge agent: wiring only. Builds the detector (the remembered model, see ``model_memory``), outbox,
+MQTT link, rollback watchdog and one worker per camera from the config, connects the cameras' outputs to
+the outbox, and publishes stats every ``stats_interval_s``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from brightkitchen.contract import (
 from edge_agent.camera import CameraWorker
 from edge_agent.commands import CommandHandler
 from edge_agent.config import EdgeConfig, load_edge_config
-from edge_agent.detector import Detector, DetectorSlot
+from edge_agent.detector import DetectorSlot
+from edge_agent.model_memory import load_start_model, remember
 from edge_agent.mqtt_link import MqttLink
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import CameraPipeline, Output
@@ -38,7 +39,8 @@ class Agent:
     def __init__(self, cfg: EdgeConfig, config_path: Path | None = None) -> None:
         self.cfg = cfg
         self.config_path = config_path
-        self.detectors = DetectorSlot(Detector.load(cfg.model.path, threads=cfg.model.threads))
+        m = cfg.model
+        self.detectors = DetectorSlot(load_start_model(m.download_dir, m.path, m.threads))
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_bytes)
         self.commands = CommandHandler(
             cfg.agent.restaurant,
@@ -80,7 +82,11 @@ class Agent:
             self.watchdog.disarm()
         else:
             self.watchdog.arm(switch_id)
+        self._remember()
         self.link.announce()
+
+    def _remember(self) -> None:
+        remember(self.cfg.model.download_dir, self.detectors.current.folder, self.cfg.model.path)
 
     def _rolled_back(self, event: AutoRollback) -> None:
         """The watchdog undid a switch: answer the switch command again, with ok=false, and announce."""
@@ -94,6 +100,7 @@ class Agent:
             model=model_ref(self.detectors.current),
         )
         self._reply(reply, f"reply:{event.command_id}:auto-rollback")
+        self._remember()
         self.link.announce()
 
     def reload(self) -> str:

@@ -18,6 +18,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig
 from edge_agent.detector import Detector, DetectorSlot
 from edge_agent.evidence import encode_mp4
+from edge_agent.model_memory import load_start_model, remember
 from edge_agent.watchdog import AutoRollback, RollbackWatchdog
 
 from .conftest import Broker, Collector, wait_until
@@ -172,3 +173,16 @@ def test_agent_switches_refuses_a_bad_hash_and_rolls_back_a_failing_model(
     finally:
         stop.set()
         thread.join(30)
+    assert Agent(cfg).detectors.current.card.version == "2.0.0"  # a restart keeps the switched model
+
+
+def test_the_model_in_use_is_remembered_unless_the_config_changed(make_model_folder, tmp_path: Path) -> None:
+    configured, switched = make_model_folder(version="1.0.0"), make_model_folder(version="2.0.0")
+    memory = tmp_path / "downloads"
+    assert load_start_model(memory, configured, 1).card.version == "1.0.0"  # nothing remembered yet
+    remember(memory, switched, configured)
+    assert load_start_model(memory, configured, 1).card.version == "2.0.0"
+    other = make_model_folder(version="3.0.0")
+    assert load_start_model(memory, other, 1).card.version == "3.0.0"  # the operator edited model.path
+    (switched / "model.onnx").write_bytes(b"gone bad")
+    assert load_start_model(memory, configured, 1).card.version == "1.0.0"  # falls back, never fails
