@@ -254,3 +254,23 @@ def test_false_positive_rate_per_model_version(login, tenants, persister, make_e
     }
     assert rates == {"tiny 1.0.0": (3, 2), "tiny 2.0.0": (1, 0)}
     assert "False-positive rate per model version" in inspector.get("/stats").text
+
+
+def test_the_pages_start_and_promote_a_rollout(registry, persister, command_listener) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    page = ml.get(f"/models/{model_id}").text
+    assert 'value="r-b/box-1"' in page and "Start rollout" in page
+    form = {"csrf_token": ml.csrf, "canary": "r-b/box-1", "agents": ["r-a/box-1", "r-b/box-1"]}
+    r = ml.post(f"/models/{model_id}/rollouts", data=form)
+    assert r.status_code == 303 and r.headers["location"] == f"/models/{model_id}"
+    (cmd,) = command_listener.wait_for(1)
+    rollout = ml.get(f"/api/v1/models/{model_id}").json()["rollouts"][0]
+    assert [(t["restaurant"], t["agent"], t["canary"]) for t in rollout["targets"]] == [
+        ("r-b", "box-1", True),
+        ("r-a", "box-1", False),
+    ]
+    _reply(persister, cmd, "r-b/box-1")
+    _stats(persister, "r-b/box-1")
+    assert ml.post(f"/rollouts/{rollout['id']}/promote", data={"csrf_token": ml.csrf}).status_code == 303
+    assert command_listener.wait_for(2)[1].model.version == "1.0.0"
+    assert "rolling" in ml.get(f"/models/{model_id}").text
