@@ -1,4 +1,6 @@
-"""Fixtures shared by every test package: small but real ONNX model folders (no training needed)."""
+"""Fixtures shared by every test package: small but real ONNX model folders (no training needed).
+
+Imports stay inside the functions: a venv with one extra only must still collect every test."""
 
 from __future__ import annotations
 
@@ -6,11 +8,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from brightkitchen.model_card import ModelCard, file_sha256
-from training.classes import label_map
 
 
 def write_model_folder(
@@ -21,8 +21,11 @@ def write_model_folder(
     ``broken``: the graph still loads, but every inference fails (a Gather index out of range), which is
     what an automatic rollback must catch.
     """
+    np = pytest.importorskip("numpy")
     pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
+
+    from training.classes import label_map
 
     labels = label_map()
     width, height, anchors = 64, 32, 2
