@@ -66,7 +66,20 @@ def write_model_folder(
         opset=18,
         classes=[x["name"] for x in labels],
         created_at="2026-11-29T09:00:00Z",
-        metrics={"map50": 0.5, "per_class": {"board_red": {"map50": 0.6}}},
+        metrics={
+            "images": 4,
+            "per_class": [
+                {
+                    "name": n,
+                    "instances": 2 * (i < 2),
+                    "precision": 0.5,
+                    "recall": 0.5,
+                    "map50": 0.4 + i / 10,
+                    "map50_95": 0.2,
+                }
+                for i, n in enumerate(x["name"] for x in labels)
+            ],
+        },
     )
     (folder / "card.json").write_text(card.model_dump_json(indent=2))
     (folder / "README.md").write_text(f"# {name} {version}\n\nsha256 {card.sha256}\n")

@@ -47,14 +47,15 @@ def test_upload_checks_stores_and_shows_the_model(
     model = r.json()
     assert (model["name"], model["version"]) == ("tiny", "1.0.0")
     assert model["archive_sha256"] == hashlib.sha256(blob).hexdigest()
-    assert model["card"]["metrics"]["map50"] == 0.5 and model["report"]["verdict"] == "promote"
+    assert model["map50"] == pytest.approx(0.45) and model["report"]["verdict"] == "promote"
     with sessions() as s:
         entry = s.get(ModelVersion, model["id"])
         assert (Path(db_config.media.path) / entry.archive_key).read_bytes() == blob
         assert s.scalar(select(AuditLog.action).where(AuditLog.target_type == "model")) == "upload_model"
     assert [m["version"] for m in ml.get("/api/v1/models").json()] == ["1.0.0"]
     page = ml.get(f"/models/{model['id']}").text
-    assert "Candidate vs baseline" in page and "promote" in page and "map50" in page
+    assert "Candidate vs baseline" in page and "promote" in page and "mean mAP50 0.450" in page
+    assert "<td>board_blue</td><td>2</td>" in page
     assert "tiny 1.0.0" in ml.get("/models").text
     again = upload(ml, blob)
     assert again.status_code == 409 and "already in the registry" in again.json()["detail"]

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,7 @@ class ModelOut(BaseModel):
     id: int
     name: str
     version: str
+    map50: float | None = Field(None, description="mean over the card's classes with instances")
     sha256: str
     archive_sha256: str
     archive_bytes: int
@@ -92,6 +93,12 @@ def rollout_out(r: Rollout) -> RolloutOut:
     )
 
 
+def mean_map50(metrics: dict[str, Any]) -> float | None:
+    """The held-out mAP50 of a card (``train eval --update-card``): mean over classes that occur."""
+    rows = [r for r in metrics.get("per_class") or [] if isinstance(r, dict) and r.get("instances")]
+    return sum(float(r["map50"]) for r in rows) / len(rows) if rows else None
+
+
 def _models(db: Session, user: User, only: int | None = None) -> list[ModelOut]:
     """Registry entries, newest first, with the agents (in scope) running each and its review counts."""
     query = select(ModelVersion).order_by(ModelVersion.uploaded_at.desc(), ModelVersion.id.desc())
@@ -126,6 +133,7 @@ def _models(db: Session, user: User, only: int | None = None) -> list[ModelOut]:
                 id=m.id,
                 name=m.name,
                 version=m.version,
+                map50=mean_map50(m.card.get("metrics") or {}),
                 sha256=m.sha256,
                 archive_sha256=m.archive_sha256,
                 archive_bytes=m.archive_bytes,
