@@ -55,6 +55,9 @@ MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024  # decoded JPEG
 MAX_CLIP_BYTES = 12 * 1024 * 1024  # decoded MP4/WebM
 MAX_MEDIA_MESSAGE_BYTES = MAX_CLIP_BYTES * 4 // 3 + 4096  # base64 plus the envelope
 MAX_DETECTIONS = 200
+# details key of an event: the first n detections are the boxes behind the alert, the rest is the other
+# detections of the same frame; without it (older agents) every detection is behind the alert.
+VIOLATION_BOXES = "violation_boxes"
 
 
 class ContractError(ValueError):
@@ -115,7 +118,8 @@ class Box(BaseModel):
 
 
 class Detection(BaseModel):
-    """One detected object at the event's best frame."""
+    """One detected object at the event's best frame (``details.violation_boxes`` says which are the
+    violation's)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -431,12 +435,16 @@ def _summarise(exc: ValidationError) -> str:
 
 def json_schema() -> dict[str, Any]:
     """One JSON Schema document with a definition per message type (``docs/mqtt-schema.json``)."""
-    adapter: TypeAdapter[Any] = TypeAdapter(
-        Annotated[Message, Field(discriminator="type")]
-    )
+    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[Message, Field(discriminator="type")])
     schema = adapter.json_schema(mode="serialization", ref_template="#/$defs/{model}")
-    for name in ("EventMessage", "MediaMessage", "AvailabilityMessage", "StatsMessage", "CommandMessage",
-                 "ReplyMessage"):  # decode() insists on both, though the models have defaults for them
+    for name in (
+        "EventMessage",
+        "MediaMessage",
+        "AvailabilityMessage",
+        "StatsMessage",
+        "CommandMessage",
+        "ReplyMessage",
+    ):  # decode() insists on both, though the models have defaults for them
         required = schema["$defs"][name].setdefault("required", [])
         required[:0] = [k for k in ("v", "type") if k not in required]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -1,13 +1,14 @@
 """Reviewed alerts → a training dataset: YOLO folders, COCO JSON, Label Studio tasks and a datasheet.
 
-What each verdict becomes (the clean snapshot is the image; the event's detections are the boxes):
+What each verdict becomes (the clean snapshot is the image; the event's detections are the boxes: those
+behind the alert, then the rest of the frame, see ``brightkitchen.contract.VIOLATION_BOXES``):
 
 - ``confirmed``: every box kept as the edge detected it.
-- ``false_positive``: the image is kept as a *hard negative*; the offending boxes are removed, or
-  relabelled when the review's reason says ``relabel: <class>`` (a class of ``training/classes.py``).
-  Offending boxes: ``board_misuse`` → the food boxes (a ``relabel`` to a board class relabels the board
-  instead: its colour was misread, the food stays); ``stacked_containers`` → the upper container (the one
-  whose top is highest); any other rule → every box.
+- ``false_positive``: the image is kept as a *hard negative*; the offending boxes (only ever among those
+  behind the alert) are removed, or relabelled when the review's reason says ``relabel: <class>`` (a
+  class of ``training/classes.py``). Offending boxes: ``board_misuse`` → the food boxes (a ``relabel``
+  to a board class relabels the board instead: its colour was misread, the food stays);
+  ``stacked_containers`` → the upper container (the one whose top is highest); any other rule → every box.
 - ``unclear`` and unreviewed alerts are left out; so are alerts without a clean snapshot.
 
 Whole groups of alerts (restaurant + camera + local day by default) go to train or val, so that no scene
@@ -31,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from brightkitchen.contract import VIOLATION_BOXES
 from brightkitchen.datasets import (
     Label,
     Sample,
@@ -99,8 +101,14 @@ def offending(rule: str, detections: list[dict[str, Any]]) -> set[int]:
     return set(range(len(detections)))
 
 
-def alert_labels(rule: str, verdict: str, reason: str, detections: list[dict[str, Any]]) -> AlertLabels:
-    """The boxes an alert contributes to the dataset, following the verdict policy of this module."""
+def alert_labels(
+    rule: str, verdict: str, reason: str, detections: list[dict[str, Any]], violation_boxes: int | None = None
+) -> AlertLabels:
+    """The boxes an alert contributes to the dataset, following the verdict policy of this module.
+
+    Only the first ``violation_boxes`` detections (default: all) are behind the alert and can be blamed;
+    the others are the rest of the frame and are kept as detected.
+    """
     labels: list[Label | None] = []
     unknown = 0
     for d in detections:
@@ -113,7 +121,8 @@ def alert_labels(rule: str, verdict: str, reason: str, detections: list[dict[str
     removed = relabelled = 0
     error = None
     if verdict == "false_positive":
-        blamed = offending(rule, detections)
+        behind = detections[:violation_boxes]
+        blamed = offending(rule, behind)
         target: int | None = None
         m = RELABEL_RE.search(reason)
         if m:
@@ -121,8 +130,8 @@ def alert_labels(rule: str, verdict: str, reason: str, detections: list[dict[str
                 target = class_id_of(m[1].lower(), "review reason")
             except ValueError as exc:
                 error = str(exc)
-        if target is not None and KIND[m[1].lower()] == "board" and rule == "board_misuse":
-            blamed = {i for i, d in enumerate(detections) if KIND.get(d["label"]) == "board"}
+        if target is not None and CLASSES[target].kind == "board" and rule == "board_misuse":
+            blamed = {i for i, d in enumerate(behind) if KIND.get(d["label"]) == "board"}
         for i in sorted(blamed):
             if labels[i] is None:
                 continue
@@ -207,7 +216,10 @@ def export_dataset(session: Session, store: MediaStore, out: Path, opts: ExportO
             skipped["media_file_missing"] += 1
             continue
         width, height = image_size(image) or (e.frame_width, e.frame_height)
-        result = alert_labels(e.rule, e.verdict or "", reasons.get(e.id, ""), e.detections)
+        behind = e.details.get(VIOLATION_BOXES)
+        result = alert_labels(
+            e.rule, e.verdict or "", reasons.get(e.id, ""), e.detections, int(behind) if behind else None
+        )
         group = group_of(e, opts.group_by, tz)
         local_day = e.started_at.astimezone(tz).strftime("%Y%m%d")
         sample = Sample(
@@ -228,6 +240,7 @@ def export_dataset(session: Session, store: MediaStore, out: Path, opts: ExportO
                 "model": f"{e.model_name} {e.model_version}",
                 "boxes_removed": result.removed,
                 "boxes_relabelled": result.relabelled,
+                "context_boxes": len(e.detections) - int(behind or len(e.detections)),
             },
         )
         skipped["unknown_label_boxes"] += result.unknown

@@ -1,5 +1,8 @@
 """Pipeline outputs → contract messages (``brightkitchen.contract``), ready for the outbox.
 
+An event carries every detection of its best frame: first the ones behind the alert (their count in
+``details["violation_boxes"]``), then the rest of the frame, so that its snapshot is fully labelled.
+
 Each message gets an outbox kind (``event``, ``snapshot``, ``clip``, ``control``) that decides eviction, and
 a stable id: ``event:<event_id>:<seq>`` or ``media:<event_id>:<kind>``, the same on every resend.
 """
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from brightkitchen.contract import (
+    MAX_DETECTIONS,
+    VIOLATION_BOXES,
     Box,
     Detection,
     EventMessage,
@@ -48,8 +53,10 @@ def event_message(change: EventChange, restaurant: str, agent: str, model: Model
     w, h = best.frame.size
     dets = best.detections
     names = dets.data.get("class_name", np.array([""] * len(dets)))
+    behind = set(best.indices)
+    rows = [*best.indices, *(i for i in range(len(dets)) if i not in behind)][:MAX_DETECTIONS]
     detections = []
-    for i in best.indices:
+    for i in rows:
         x1, y1, x2, y2 = (float(v) for v in dets.xyxy[i])
         box = Box(
             x1=min(1, max(0, x1 / w)),
@@ -75,7 +82,7 @@ def event_message(change: EventChange, restaurant: str, agent: str, model: Model
         sent_at=utc_now(),
         score=min(1.0, ev.score),
         detections=detections,
-        details=ev.details,
+        details={**ev.details, VIOLATION_BOXES: len(best.indices)},
         frame=FrameSize(width=w, height=h),
         model=model,
         media=list(ev.media),

@@ -18,7 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from brightkitchen.cli import app
-from brightkitchen.contract import encode, topic_for
+from brightkitchen.contract import VIOLATION_BOXES, encode, topic_for
 from brightkitchen.datasets import assign_splits, group_hash, image_size
 from dashboard.dataset_export import alert_labels
 
@@ -28,6 +28,8 @@ BOARD = {"label": "board_green", "score": 0.9, "box": {"x1": 0.1, "y1": 0.2, "x2
 MEAT = {"label": "raw_meat", "score": 0.8, "box": {"x1": 0.2, "y1": 0.3, "x2": 0.4, "y2": 0.5}}
 UPPER = {"label": "container", "score": 0.7, "box": {"x1": 0.3, "y1": 0.1, "x2": 0.5, "y2": 0.4}}
 LOWER = {"label": "container", "score": 0.75, "box": {"x1": 0.25, "y1": 0.3, "x2": 0.55, "y2": 0.7}}
+CONTEXT_MEAT = {"label": "raw_meat", "score": 0.7, "box": {"x1": 0.7, "y1": 0.6, "x2": 0.8, "y2": 0.7}}
+CONTEXT_BOX = {"label": "container", "score": 0.7, "box": {"x1": 0.62, "y1": 0.1, "x2": 0.9, "y2": 0.5}}
 PERSON = {"label": "person", "score": 0.6, "box": {"x1": 0.7, "y1": 0.1, "x2": 0.9, "y2": 0.9}}
 BOARD_LINE = "2 0.350000 0.500000 0.500000 0.600000"
 MEAT_LINE = "5 0.300000 0.400000 0.200000 0.200000"
@@ -62,7 +64,15 @@ ALERTS: dict[str, tuple[str, datetime, str, list[dict], str | None, str, bool]] 
         "the board is red under this lamp, relabel=board_red",
         True,
     ),
-    "fp_remove_food": ("r-b", DAY2, "board_misuse", [BOARD, MEAT], "false_positive", "a dish cloth", True),
+    "fp_remove_food": (
+        "r-b",
+        DAY2,
+        "board_misuse",
+        [BOARD, MEAT, CONTEXT_MEAT, CONTEXT_BOX],  # the last two: elsewhere in the frame
+        "false_positive",
+        "a dish cloth",
+        True,
+    ),
     "unclear": ("r-b", DAY1, "board_misuse", [BOARD, MEAT], "unclear", "cannot tell", True),
     "unreviewed": ("r-b", DAY1, "board_misuse", [BOARD, MEAT], None, "", True),
     "no_clean": ("r-a", DAY1, "board_misuse", [BOARD, MEAT], "confirmed", "", False),
@@ -72,7 +82,11 @@ EXPECTED_LINES = {
     "fp_relabel_food": [BOARD_LINE, "7 0.300000 0.400000 0.200000 0.200000"],
     "fp_stack": ["9 0.400000 0.500000 0.300000 0.400000"],
     "fp_relabel_board": [MEAT_LINE, "0 0.350000 0.500000 0.500000 0.600000"],
-    "fp_remove_food": [BOARD_LINE],
+    "fp_remove_food": [
+        BOARD_LINE,
+        "5 0.750000 0.650000 0.100000 0.100000",
+        "9 0.760000 0.300000 0.280000 0.400000",
+    ],
 }
 GROUPS = {
     "confirmed": "r-a/cam-1/2026-11-20",
@@ -104,7 +118,11 @@ def reviewed(persister, tenants, login, make_event, make_media) -> dict[str, Any
             "sha256": hashlib.sha256(jpeg).hexdigest(),
             "size_bytes": len(jpeg),
         }
+        details = {"board_colour": "green", "food": "raw_meat"}
+        if len(dets) == 4:
+            details[VIOLATION_BOXES] = 2
         ev = make_event(
+            details=details,
             restaurant=rid,
             rule=rule,
             detections=dets,
@@ -166,7 +184,7 @@ def test_export_writes_exactly_the_expected_dataset(reviewed, db_config, tmp_pat
     for group, counts in sheet["groups"].items():
         assert counts[splits[group]] == counts["total"], group
     assert sheet["images"]["total"] == 5 and sheet["hard_negatives"] == 4
-    assert (sheet["boxes_removed"], sheet["boxes_relabelled"]) == (2, 2)
+    assert (sheet["boxes_removed"], sheet["boxes_relabelled"], sheet["context_boxes"]) == (2, 2, 2)
     assert sheet["skipped"] == {
         "unclear": 1,
         "no_clean_snapshot": 1,
@@ -181,9 +199,9 @@ def test_export_writes_exactly_the_expected_dataset(reviewed, db_config, tmp_pat
     assert {k: v["total"] for k, v in sheet["per_class"].items() if v["total"]} == {
         "board_red": 1,
         "board_green": 3,
-        "raw_meat": 2,
+        "raw_meat": 3,
         "vegetable": 1,
-        "container": 1,
+        "container": 2,
     }
     md = (out / "DATASHEET.md").read_text()
     assert "| board_green |" in md and "| r-b |" in md and "| false_positive |" in md
@@ -195,7 +213,7 @@ def test_export_writes_exactly_the_expected_dataset(reviewed, db_config, tmp_pat
     assert (stack["width"], stack["height"], stack["verdict"]) == (160, 90, "false_positive")
     (ann,) = [a for a in coco["annotations"] if a["image_id"] == stack["id"]]
     assert ann["category_id"] == 10 and ann["bbox"] == pytest.approx([40.0, 27.0, 48.0, 36.0])
-    assert len(coco["annotations"]) == 8
+    assert len(coco["annotations"]) == 10
 
     tasks = json.loads((out / "label_studio" / "tasks.json").read_text())
     task = next(t for t in tasks if t["data"]["event_id"] == str(reviewed["fp_relabel_food"]))
@@ -208,6 +226,24 @@ def test_export_writes_exactly_the_expected_dataset(reviewed, db_config, tmp_pat
     assert [veg["value"][k] for k in ("x", "y", "width", "height")] == pytest.approx([20, 30, 20, 20])
     assert (veg["original_width"], veg["original_height"]) == (160, 90)
     assert '<Label value="cooked_food"/>' in (out / "label_studio" / "config.xml").read_text()
+
+
+def test_export_imports_back_unchanged(reviewed, db_config, tmp_path) -> None:
+    """The export's COCO and YOLO, read back by ``train import-labels``, give the export's own labels."""
+    out = _export_cli(db_config, tmp_path)
+    labels = {p.relative_to(out): p.read_text() for p in (out / "labels").rglob("*.txt")}
+    for fmt in ("coco", "yolo"):
+        back = tmp_path / f"back-{fmt}"
+        args = ["train", "import-labels", "--format", fmt, "--src", str(out), "--out", str(back)]
+        result = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert {p.relative_to(back): p.read_text() for p in (back / "labels").rglob("*.txt")} == labels
+
+
+def test_alert_page_marks_the_boxes_elsewhere_in_the_frame(reviewed, login) -> None:
+    html = login("admin").get(f"/alerts/{reviewed['fp_remove_food']}").text
+    assert html.count('<div class="box"') == 2 and html.count('<div class="box context"') == 2
+    assert html.count('<tr class="muted" title="elsewhere in the frame">') == 2
 
 
 def test_filters_by_restaurant_and_time(reviewed, db_config, tmp_path) -> None:
@@ -270,6 +306,9 @@ def test_false_positive_policy_per_rule() -> None:
     assert [lb.name for lb in kept.labels] == ["board_green", "raw_meat"] and kept.removed == 0
     removed = alert_labels("stacked_containers", "false_positive", "", [LOWER, UPPER])
     assert [lb.y1 for lb in removed.labels] == [0.3] and removed.removed == 1  # the upper one is blamed
+    context = alert_labels("board_misuse", "false_positive", "", [BOARD, MEAT, CONTEXT_MEAT], 2)
+    assert [lb.name for lb in context.labels] == ["board_green", "raw_meat"] and context.removed == 1
+    assert context.labels[1].x1 == 0.7  # the meat elsewhere in the frame stays
     other = alert_labels("new_rule", "false_positive", "", [BOARD, MEAT])
     assert other.labels == [] and other.removed == 2
     bad = alert_labels("board_misuse", "false_positive", "relabel: broccoli", [BOARD, MEAT])
