@@ -102,7 +102,8 @@ def read_yolo_source(src: Path) -> list[tuple[Path, list[Label], str | None]]:
     """(image, labels, split named by the source) for every image of a YOLO export."""
     names = _yolo_names(src)
     found = []
-    for image in _images_under(src):
+    images = src / "images"  # the Ultralytics / Label Studio layout; else images lie beside their .txt
+    for image in _images_under(images if images.is_dir() else src):
         txt = _label_file(image)
         labels = parse_yolo(txt.read_text(), names, str(txt)) if txt.exists() else []
         found.append((image, labels, _split_in_path(image, src)))

@@ -68,6 +68,7 @@ def export(tmp_path: Path) -> Path:
     dump_json(root / "coco" / "annotations.json", coco_json(samples))
     files = [{"image": s.image_path, "event_id": s.meta["event_id"], "split": s.split} for s in samples]
     dump_json(root / "datasheet.json", {"files": files})
+    (root / "preview.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
     return root
 
 
