@@ -57,7 +57,10 @@ def synth_clips_cmd(
 @app.command("fit")
 def fit_cmd(
     data: Annotated[
-        Path, typer.Option(help="YOLO dataset folder (with data.yaml) from `train synth` or an export.")
+        list[Path],
+        typer.Option(
+            help="YOLO dataset folder (with data.yaml) from `train synth`; repeat to merge several."
+        ),
     ],
     out: Annotated[
         Path, typer.Option(help="Run folder: weights, train.log, results.png (curves), fit.json.")
@@ -82,13 +85,30 @@ def fit_cmd(
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: all cores).")] = None,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="cpu, or a CUDA device index such as 0.")] = "cpu",
+    real: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Real dataset folder (dashboard export-dataset or import-labels); repeat for more."
+        ),
+    ] = None,
+    real_ratio: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of real images among training images (the scarcer side is repeated); "
+            "default: every image once.",
+        ),
+    ] = None,
 ) -> None:
-    """Train the detector with Ultralytics, fully offline, with progress, a log and training curves."""
+    """Train the detector with Ultralytics, fully offline, with progress, a log and training curves.
+
+    With --real, trains on synthetic and real data together (the mix is written to OUT/mix/)."""
     from training.fit import FitOptions, fit
 
     best = fit(
         FitOptions(
-            data=data,
+            data=data[0] if len(data) == 1 else data,
             out=out,
             epochs=epochs,
             hours=hours,
@@ -101,6 +121,8 @@ def fit_cmd(
             threads=threads,
             seed=seed,
             device=device,
+            real=real or [],
+            real_ratio=real_ratio,
         )
     )
     typer.echo(f"best weights: {best}\ncurves: {out / 'results.png'}\nlog: {out / 'train.log'}")
@@ -136,10 +158,12 @@ def export_cmd(
             ds = fit_info["dataset"]
             training["dataset"] = {
                 "count": ds.get("count"),
-                "seeds": [ds.get("seed")],
+                "seeds": ds.get("seeds") or [ds.get("seed")],
                 "fingerprint": ds.get("fingerprint"),
                 "generator": ds.get("generator_version"),
             }
+            if ds.get("real", {}).get("used"):
+                training["dataset"]["real"] = ds["real"] | {"ratio": ds.get("real_ratio")}
     card = write_model_folder(onnx_path, out, name, version, width, height, training)
     typer.echo(
         f"{out}: {card.size_bytes / 1e6:.1f} MB, sha256 {card.sha256[:16]}…, latency {card.latency_ms}"
@@ -197,6 +221,41 @@ def eval_cmd(
         card = ModelCard.read(model)
         card.metrics = {k: v for k, v in result.items() if k not in ("model", "data")}
         write_card(model, card)
+
+
+@app.command("compare")
+def compare_cmd(
+    candidate: Annotated[Path, typer.Option(help="Candidate model folder.")],
+    baseline: Annotated[Path, typer.Option(help="Baseline model folder (the one in production).")],
+    data: Annotated[Path, typer.Option(help="Fixed benchmark: a YOLO dataset neither model trained on.")],
+    out: Annotated[Path, typer.Option(help="Report folder: report.md, report.json, chart.png.")],
+    clips: Annotated[
+        Path | None, typer.Option(help="Clips with ground-truth JSON: also compare event precision/recall.")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Largest allowed drop per class and metric (absolute).")
+    ] = 0.02,
+    threads: Annotated[int, typer.Option(min=1)] = 2,
+) -> None:
+    """Evaluate both models on the same benchmark; exit 0 to promote the candidate, 1 to reject it."""
+    from training.compare import evaluate_model, judge, write_report
+    from training.evaluate import data_seed, training_seeds
+
+    seed = data_seed(data)
+    for model in (candidate, baseline):
+        if not (model / "card.json").exists():
+            raise typer.BadParameter(f"{model} is not a model folder (no card.json)")
+        if seed is not None and seed in training_seeds(model):
+            raise typer.BadParameter(
+                f"{data} was rendered with seed {seed}, which {model} was trained on", param_hint="--data"
+            )
+    results = [evaluate_model(m, data, clips, threads) for m in (candidate, baseline)]
+    verdict = judge(*results, tolerance)
+    write_report(out, *results, verdict, tolerance, data, clips)
+    typer.echo(f"{'PROMOTE' if verdict.promote else 'REJECT'}: report {out / 'report.md'}")
+    for reason in verdict.reasons:
+        typer.echo(f"  {reason}")
+    raise typer.Exit(0 if verdict.promote else 1)
 
 
 # --- real data ---------------------------------------------------------------------------------------------

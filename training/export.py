@@ -117,9 +117,16 @@ def render_card(card: ModelCard) -> str:
                 lines.append(f"- {key.replace('_', ' ')}: {t[key]}")
         ds = t.get("dataset", {})
         if ds:
+            synthetic = (ds.get("count") or 0) - (ds.get("real") or {}).get("used", 0)
             lines.append(
-                f"- data: {ds.get('count')} synthetic images, seeds {ds.get('seeds')}, "
+                f"- data: {synthetic} synthetic images, seeds {ds.get('seeds')}, "
                 f"fingerprint `{ds.get('fingerprint', '')[:16]}`"
+            )
+        if ds.get("real"):
+            real = ds["real"]
+            lines.append(
+                f"- real data: {real['used']} of the training images ({real['available']} distinct, "
+                f"ratio {real.get('ratio')}) from {', '.join(real['folders'])}"
             )
     m = card.metrics
     if m.get("per_class"):

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from training import offline
+from training.mix import build_mix
 
 log = logging.getLogger(__name__)
 # A narrow from-scratch architecture: Ultralytics' YOLO11n layout scaled for 10 simple classes.
@@ -24,7 +25,7 @@ DEFAULT_ARCH = "yolo11n.yaml"
 
 @dataclass
 class FitOptions:
-    data: Path
+    data: Path | list[Path]  # one dataset folder (or data.yaml), or several synthetic folders to merge
     out: Path
     epochs: int = 30
     hours: float | None = None  # a time budget: Ultralytics re-plans epochs and LR schedule to fit it
@@ -40,6 +41,16 @@ class FitOptions:
     resume: bool = False
     device: str = "cpu"
     extra: dict = field(default_factory=dict)  # any other Ultralytics train argument
+    real: list[Path] = field(default_factory=list)  # real dataset folders (dashboard export, import-labels)
+    real_ratio: float | None = None  # share of real training images; None: every image once
+
+    @property
+    def folders(self) -> list[Path]:
+        return list(self.data) if isinstance(self.data, list) else [Path(self.data)]
+
+    @property
+    def mixed(self) -> bool:
+        return len(self.folders) > 1 or bool(self.real)
 
 
 def machine_description(device: str = "cpu") -> str:
@@ -73,6 +84,14 @@ def _log_epoch(trainer) -> None:
     )
 
 
+def _jsonable(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def fit(opts: FitOptions) -> Path:
     """Run training; returns the path of ``best.pt``."""
     offline.prepare(threads=opts.threads)
@@ -81,6 +100,14 @@ def fit(opts: FitOptions) -> Path:
 
     opts.out = opts.out.resolve()
     opts.out.mkdir(parents=True, exist_ok=True)
+    mix = None
+    if opts.mixed:
+        mix = build_mix(opts.folders, opts.real, opts.real_ratio, opts.out / "mix", opts.seed)
+        data_yaml = str(opts.out / "mix" / "data.yaml")
+        log.info("training mix: %s", {k: mix[k] for k in ("count", "synthetic", "real")})
+    else:
+        folder = opts.folders[0]
+        data_yaml = str(folder.resolve() / "data.yaml") if folder.is_dir() else str(folder)
     handler = logging.FileHandler(opts.out / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     LOGGER.addHandler(handler)
@@ -96,9 +123,7 @@ def fit(opts: FitOptions) -> Path:
             model = YOLO(str(opts.weights) if opts.weights else opts.arch)
             model.add_callback("on_fit_epoch_end", _log_epoch)
             model.train(
-                data=str(Path(opts.data).resolve() / "data.yaml")
-                if Path(opts.data).is_dir()
-                else str(opts.data),
+                data=data_yaml,
                 epochs=opts.epochs,
                 time=opts.hours,
                 imgsz=opts.imgsz,
@@ -123,13 +148,15 @@ def fit(opts: FitOptions) -> Path:
         handler.close()
     seconds = time.time() - started
     summary = {
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "options": {k: _jsonable(v) for k, v in asdict(opts).items()},
         "train_seconds": round(seconds, 1),
         "machine": machine_description(opts.device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    manifest = Path(opts.data) / "manifest.json"
-    if manifest.exists():
+    manifest = opts.folders[0] / "manifest.json"
+    if mix is not None:
+        summary["dataset"] = mix
+    elif manifest.exists():
         summary["dataset"] = json.loads(manifest.read_text())
     (opts.out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
     best = opts.out / "weights" / "best.pt"
