@@ -22,7 +22,7 @@ class Params(BaseModel):
         0.5, gt=0, le=1, description="horizontal overlap as a share of the narrower container's width"
     )
     top_band: float = Field(
-        0.5,
+        0.75,
         gt=0,
         le=1,
         description="the upper one's bottom edge lies within this share of the lower's height",

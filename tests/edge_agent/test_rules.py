@@ -111,6 +111,13 @@ def test_stacked_pair_found() -> None:
     assert stacked_pairs(np.array([upper, lower], float), P) == [(0, 1)]
 
 
+def test_deep_container_seen_from_a_tilted_camera_is_stacked() -> None:
+    # Boxes the shipped model found on a stacked pair in a synthetic clip: the lower container's opening
+    # reaches far down its box, so the upper one's bottom edge sits at 68 % of the lower's height.
+    upper, lower = [17, 9, 133, 122], [20, 51, 142, 156]
+    assert stacked_pairs(np.array([upper, lower], float), P) == [(0, 1)]
+
+
 def test_side_by_side_is_not_stacked() -> None:
     assert stacked_pairs(np.array([[100, 200, 300, 300], [310, 190, 500, 300]], float), P) == []
 
