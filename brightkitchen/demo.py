@@ -106,55 +106,89 @@ def prepare(workdir: Path, broker_port: int, http_port: int, model: Path) -> dic
     workdir.mkdir(parents=True, exist_ok=True)
     auth = write_mosquitto_auth(workdir / "mqtt", [RESTAURANT])
     (workdir / "mosquitto.conf").write_text(
-        "\n".join([
-            *(["user root"] if os.geteuid() == 0 else []),
-            f"listener {broker_port} 127.0.0.1",
-            "persistence false",
-            "max_queued_messages 100000",
-            "message_size_limit 20000000",
-            auth.conf_file.read_text().strip(),
-            "",
-        ])
+        "\n".join(
+            [
+                *(["user root"] if os.geteuid() == 0 else []),
+                f"listener {broker_port} 127.0.0.1",
+                "persistence false",
+                "max_queued_messages 100000",
+                "message_size_limit 20000000",
+                auth.conf_file.read_text().strip(),
+                "",
+            ]
+        )
     )
     dash_cfg = {
         "database_url": f"sqlite:///{(workdir / 'dashboard.db').resolve()}",
         "secret_key_file": str((workdir / "secret_key").resolve()),
-        "mqtt": {"host": "127.0.0.1", "port": broker_port, "username": "dashboard",
-                 "password_file": str((auth.credentials_dir / "dashboard.txt").resolve()),
-                 "client_id": "bk-demo-ingest"},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": broker_port,
+            "username": "dashboard",
+            "password_file": str((auth.credentials_dir / "dashboard.txt").resolve()),
+            "client_id": "bk-demo-ingest",
+        },
         "media": {"backend": "filesystem", "path": str((workdir / "media").resolve())},
         "http": {"host": "127.0.0.1", "port": http_port, "display_timezone": "Asia/Shanghai"},
     }
     (workdir / "dashboard.yaml").write_text(yaml.safe_dump(dash_cfg, sort_keys=False))
     edge_cfg = {
         "agent": {"id": "demo-box", "restaurant": RESTAURANT},
-        "mqtt": {"host": "127.0.0.1", "port": broker_port, "username": RESTAURANT,
-                 "password_file": str((auth.credentials_dir / f"{RESTAURANT}.txt").resolve()),
-                 "stats_interval_s": 5},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": broker_port,
+            "username": RESTAURANT,
+            "password_file": str((auth.credentials_dir / f"{RESTAURANT}.txt").resolve()),
+            "stats_interval_s": 5,
+        },
         "model": {"path": str(model.resolve()), "threads": 1},
         "outbox": {"path": str((workdir / "outbox.sqlite").resolve())},
-        "cameras": [{
-            "id": CAMERA, "source": str(SAMPLE_CLIP), "fps": 5, "loop": True, "realtime": True,
-            "rules": [
-                {"type": "board_misuse", "min_duration_s": 2, "realarm_s": 120, "severity": "high"},
-                {"type": "stacked_containers", "min_duration_s": 2, "realarm_s": 120, "severity": "medium"},
-            ],
-        }],
+        "cameras": [
+            {
+                "id": CAMERA,
+                "source": str(SAMPLE_CLIP),
+                "fps": 5,
+                "loop": True,
+                "realtime": True,
+                "rules": [
+                    {"type": "board_misuse", "min_duration_s": 2, "realarm_s": 120, "severity": "high"},
+                    {
+                        "type": "stacked_containers",
+                        "min_duration_s": 2,
+                        "realarm_s": 120,
+                        "severity": "medium",
+                    },
+                ],
+            }
+        ],
     }
     (workdir / "edge.yaml").write_text(yaml.safe_dump(edge_cfg, sort_keys=False))
 
     cfg = ["--config", str(workdir / "dashboard.yaml")]
     admin = [
         ["dashboard", "migrate", *cfg],
-        ["dashboard", "add-restaurant", *cfg, RESTAURANT, "--name", "Demo Restaurant", "--district", DISTRICT],
+        [
+            "dashboard",
+            "add-restaurant",
+            *cfg,
+            RESTAURANT,
+            "--name",
+            "Demo Restaurant",
+            "--district",
+            DISTRICT,
+        ],
         ["dashboard", "add-camera", *cfg, RESTAURANT, CAMERA, "--name", "Prep counter"],
     ]
     passwords = {user: secrets.token_urlsafe(9) for user in LOGINS}
-    roles = {"inspector": ["--role", "inspector", "--district", DISTRICT],
-             "restaurant": ["--role", "restaurant", "--restaurant", RESTAURANT],
-             "admin": ["--role", "admin"]}
+    roles = {
+        "inspector": ["--role", "inspector", "--district", DISTRICT],
+        "restaurant": ["--role", "restaurant", "--restaurant", RESTAURANT],
+        "admin": ["--role", "admin"],
+    }
     for user, role_args in roles.items():
-        admin.append(["dashboard", "add-user", *cfg, user, *role_args, "--password-env", f"BK_DEMO_PW_{user}"])
+        admin.append(
+            ["dashboard", "add-user", *cfg, user, *role_args, "--password-env", f"BK_DEMO_PW_{user}"]
+        )
     env = {**os.environ, **{f"BK_DEMO_PW_{u}": p for u, p in passwords.items()}}
     for args in admin:
         subprocess.run(_cli(*args), check=True, cwd=workdir, env=env, stdout=subprocess.DEVNULL)
@@ -168,7 +202,9 @@ def run(
     ),
     http_port: Annotated[int, typer.Option(help="Dashboard port (another is chosen if taken).")] = 8080,
     broker_port: Annotated[int, typer.Option(help="Broker port (another is chosen if taken).")] = 1884,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
     model: Annotated[Path | None, typer.Option(help="Model folder (default: the newest in models/).")] = None,
 ) -> None:
     """Start Mosquitto, the dashboard (with ingest) and an edge agent on the bundled sample clip."""
@@ -189,8 +225,13 @@ def run(
     try:
         services.append(_start("mosquitto", [mosquitto, "-c", str(workdir / "mosquitto.conf")], workdir))
         wait_for_port(broker_port, 10, services[-1].proc, "mosquitto", services[-1].log_path)
-        services.append(_start("dashboard", _cli("dashboard", "serve", "--config", "dashboard.yaml",
-                                                 "--with-ingest"), workdir))
+        services.append(
+            _start(
+                "dashboard",
+                _cli("dashboard", "serve", "--config", "dashboard.yaml", "--with-ingest"),
+                workdir,
+            )
+        )
         wait_for_port(http_port, 60, services[-1].proc, "dashboard", services[-1].log_path)
         services.append(_start("edge", _cli("edge", "run", "--config", "edge.yaml"), workdir))
         url = f"http://127.0.0.1:{http_port}/"
@@ -199,14 +240,16 @@ def run(
             f"  inspector login:  inspector / {passwords['inspector']}   (review queue)\n"
             f"  restaurant login: restaurant / {passwords['restaurant']}   (restaurant portal)\n"
             f"  admin login:      admin / {passwords['admin']}\n"
-            f"The edge agent plays {SAMPLE_CLIP.name} in a loop; the first alerts arrive within about a minute.\n"
+            f"The edge agent plays {SAMPLE_CLIP.name} in a loop; first alerts within about a minute.\n"
             f"Logs: {workdir / 'logs'}/. Stop with Ctrl-C.\n"
         )
         deadline = time.monotonic() + duration if duration else None
         while deadline is None or time.monotonic() < deadline:
             for svc in services:
                 if svc.proc.poll() is not None:
-                    raise RuntimeError(f"{svc.name} stopped ({svc.proc.returncode}); log:\n{_tail(svc.log_path)}")
+                    raise RuntimeError(
+                        f"{svc.name} stopped ({svc.proc.returncode}); log:\n{_tail(svc.log_path)}"
+                    )
             time.sleep(0.5)
     except KeyboardInterrupt:
         typer.echo("stopping …")

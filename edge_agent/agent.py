@@ -152,7 +152,9 @@ class Agent:
         finally:
             for worker in self.workers:
                 worker.stop()
-            self.link.stop(drain_s=drain_s if until_done else 2.0)
+            since_stats = max(0.1, interval - (next_stats - time.monotonic()))
+            final_stats = (topic, encode(self.stats(since_stats)))  # what happened since the last one
+            self.link.stop(drain_s=drain_s if until_done else 2.0, last_words=final_stats)
             depth = self.outbox.depth()[0]
             if depth:
                 log.info("stopping with %d messages in the outbox; they go out on the next start", depth)

@@ -107,8 +107,11 @@ class MqttLink:
         self._pump = threading.Thread(target=self._pump_loop, name="mqtt-pump", daemon=True)
         self._pump.start()
 
-    def stop(self, drain_s: float = 0.0) -> None:
-        """Wait up to ``drain_s`` for the outbox to empty (even through a reconnect), then go offline."""
+    def stop(self, drain_s: float = 0.0, last_words: tuple[str, bytes] | None = None) -> None:
+        """Wait up to ``drain_s`` for the outbox to empty (even through a reconnect), then go offline.
+
+        ``last_words`` (topic, payload), e.g. the final stats, is sent just before ``offline`` if connected.
+        """
         end = time.monotonic() + drain_s
         while self.outbox.depth()[0] and time.monotonic() < end:
             time.sleep(0.1)
@@ -117,6 +120,8 @@ class MqttLink:
         if self._pump is not None:
             self._pump.join(timeout=5)
         if self.connected.is_set():
+            if last_words is not None:
+                self.client.publish(*last_words, qos=1).wait_for_publish(2)
             msg = AvailabilityMessage(
                 restaurant=self._restaurant, agent=self._agent, status="offline", at=utc_now()
             )

@@ -32,6 +32,7 @@ class Client:
         self.received: list[str] = []
         self.connect_rc = None
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.c = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
         )
@@ -39,9 +40,16 @@ class Client:
         self.c.on_connect = self._on_connect
         self.c.on_publish = lambda _c, _u, mid, rc, _p: self.acks.__setitem__(mid, rc.value)
         self.c.on_message = lambda _c, _u, m: self.received.append(m.topic)
+        self.c.on_subscribe = lambda *_: self.subscribed.set()
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
-        self.connected.wait(5)
+        assert self.connected.wait(30), f"{user}: no CONNACK within 30 s"
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe at QoS 1 and wait for the SUBACK, so nothing published next can be missed."""
+        self.subscribed.clear()
+        self.c.subscribe(topic, qos=1)
+        assert self.subscribed.wait(30), f"no SUBACK for {topic}"
 
     def _on_connect(self, _c, _u, _f, rc, _p) -> None:
         self.connect_rc = rc.value
@@ -66,9 +74,9 @@ def test_restaurants_confined_to_their_topics(tmp_path, mosquitto_with, wait_unt
     pw = {u: (files.credentials_dir / f"{u}.txt").read_text().strip() for u in ("dashboard", "r-a", "r-b")}
 
     dash = Client(broker.port, "dashboard", pw["dashboard"])
-    dash.c.subscribe("$share/dash/bk/v1/+/camera/+/event", qos=1)
+    dash.subscribe("$share/dash/bk/v1/+/camera/+/event")
     spy = Client(broker.port, "r-b", pw["r-b"])
-    spy.c.subscribe("bk/v1/#", qos=1)
+    spy.subscribe("bk/v1/#")
     ra = Client(broker.port, "r-a", pw["r-a"])
     try:
         assert (dash.connect_rc, ra.connect_rc) == (0, 0)

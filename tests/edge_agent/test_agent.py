@@ -98,7 +98,10 @@ def test_cli_replay_prints_one_json_line_per_event(model_dir: Path, synth_clip: 
     )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
-    assert lines == [e.as_dict() for e in replay_video(synth_clip, model_dir)]
+    again = [e.as_dict() for e in replay_video(synth_clip, model_dir)]
+    assert lines, "the clip's violations give events"
+    # Event ids are fresh UUIDs each run; everything else is deterministic.
+    assert [{**x, "event_id": None} for x in lines] == [{**x, "event_id": None} for x in again]
     for line in lines:
         assert {"event_id", "rule", "camera", "start", "end", "severity", "score", "details"} <= line.keys()
 
@@ -121,7 +124,7 @@ def test_alerts_with_evidence_arrive_through_the_broker_despite_an_outage(
     wait_until(lambda: len({e.event_id for e in collector.of("event")}) >= expected, what="every event")
     time.sleep(1)
     _check_delivery(collector, expected)
-    assert collector.of("stats"), "stats are published"
+    assert collector.of("stats"), "stats are published (at least the final one, at shutdown)"
 
 
 def test_agent_sigkilled_and_restarted_resumes_its_outbox(
