@@ -12,6 +12,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
@@ -22,6 +23,7 @@ from edge_agent.detector import DetectorSlot, ModelLoadError
 
 log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_S = 60
+ANSWERS_KEPT = 256  # command ids remembered for duplicate deliveries
 
 
 class CommandFailed(RuntimeError):
@@ -90,29 +92,37 @@ class CommandHandler:
         self.reload_config = reload_config
         self.reply = reply
         self.on_model_change = on_model_change  # the switch command's id, or None after a rollback
+        self._answered: OrderedDict[UUID, ReplyMessage] = OrderedDict()  # QoS 1 may deliver twice
 
     def model_ref(self) -> ModelRef:
         card = self.detectors.current.card
         return ModelRef(name=card.name[:64], version=card.version[:32], sha256=card.sha256)
 
     def handle(self, cmd: CommandMessage) -> None:
+        """Carry out a command and reply; a repeated ``command_id`` only gets its first answer again."""
+        if cmd.command_id in self._answered:
+            log.info("command %s (%s) already handled; answering again", cmd.command_id, cmd.action)
+            self.reply(self._answered[cmd.command_id])
+            return
         try:
             message = self._do(cmd)
             ok = True
         except (CommandFailed, ModelLoadError, ValueError) as exc:
             message, ok = str(exc), False
             log.error("command %s (%s) failed: %s", cmd.command_id, cmd.action, exc)
-        self.reply(
-            ReplyMessage(
-                command_id=cmd.command_id,
-                restaurant=self.restaurant,
-                agent=self.agent,
-                at=utc_now(),
-                ok=ok,
-                message=message[:2000],
-                model=self.model_ref(),
-            )
+        answer = ReplyMessage(
+            command_id=cmd.command_id,
+            restaurant=self.restaurant,
+            agent=self.agent,
+            at=utc_now(),
+            ok=ok,
+            message=message[:2000],
+            model=self.model_ref(),
         )
+        self._answered[cmd.command_id] = answer
+        while len(self._answered) > ANSWERS_KEPT:
+            self._answered.popitem(last=False)
+        self.reply(answer)
 
     def _do(self, cmd: CommandMessage) -> str:
         if cmd.action == "ping":
