@@ -42,7 +42,8 @@ def _fit_and_export(data: list[str], run: Path, model: Path, version: str, *extr
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``baseline`` (synthetic seed 5151), ``candidate`` (that plus "real" data at ratio 0.5), ``benchmark``
-    (seed 9191, never trained on), ``real`` (the imported set) and ``candidate_run`` (its run folder)."""
+    (seed 9191, never trained on), ``real`` (the imported set), ``synth`` (the baseline's data), and
+    the run folders ``baseline_run`` and ``candidate_run``."""
     root = tmp_path_factory.mktemp("tiny-models")
     synth, raw, real, bench = root / "synth", root / "raw", root / "real", root / "bench"
     _run("train", "synth", "--out", str(synth), "--images", "12", "--seed", "5151")
@@ -70,4 +71,5 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "real": real,
         "synth": synth,
         "candidate_run": root / "run-cand",
+        "baseline_run": root / "run-base",
     }

@@ -8,58 +8,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from brightkitchen.cli import app
 from brightkitchen.model_card import ModelCard, file_sha256
 from edge_agent.detector import Detector
 from training.classes import CLASS_NAMES
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
-
-
-def _run(*args: str) -> None:
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("tiny")
-    data, run, model = root / "data", root / "run", root / "models" / "tiny-0.0.1"
-    _run("train", "synth", "--out", str(data), "--images", "12", "--seed", "4242")
-    _run(
-        "train",
-        "fit",
-        "--data",
-        str(data),
-        "--out",
-        str(run),
-        "--epochs",
-        "1",
-        "--imgsz",
-        "160",
-        "--batch",
-        "4",
-        "--workers",
-        "0",
-    )
-    _run(
-        "train",
-        "export",
-        "--weights",
-        str(run / "weights" / "best.pt"),
-        "--out",
-        str(model),
-        "--version",
-        "0.0.1",
-        "--width",
-        "160",
-        "--height",
-        "96",
-    )
-    return {"data": data, "run": run, "model": model}
+def tiny_run(tiny_models: dict[str, Path]) -> dict[str, Path]:
+    """The session's tiny baseline (tests/training/conftest.py): synth seed 5151, 1 epoch, export 160x96."""
+    models = tiny_models
+    return {"data": models["synth"], "run": models["baseline_run"], "model": models["baseline"]}
 
 
 def test_fit_writes_weights_log_curves_and_summary(tiny_run: dict[str, Path]) -> None:
@@ -69,7 +30,7 @@ def test_fit_writes_weights_log_curves_and_summary(tiny_run: dict[str, Path]) ->
     log = (run / "train.log").read_text()
     assert "epoch 1/1: box_loss" in log and "mAP50" in log
     fit = json.loads((run / "fit.json").read_text())
-    assert fit["dataset"]["seed"] == 4242 and fit["train_seconds"] > 0
+    assert fit["dataset"]["seed"] == 5151 and fit["train_seconds"] > 0
 
 
 def test_export_writes_a_complete_model_folder(tiny_run: dict[str, Path]) -> None:
@@ -79,7 +40,7 @@ def test_export_writes_a_complete_model_folder(tiny_run: dict[str, Path]) -> Non
     assert (card.input_width, card.input_height, card.opset) == (160, 96, 18)
     assert card.classes == list(CLASS_NAMES)
     assert card.latency_ms["cpu_2_threads"] > 0
-    assert card.training["dataset"]["seeds"] == [4242]
+    assert card.training["dataset"]["seeds"] == [5151]
     labels = json.loads((model / "labels.json").read_text())
     assert [x["name"] for x in labels] == list(CLASS_NAMES)
     assert "sha256" in (model / "README.md").read_text()
