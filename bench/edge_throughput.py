@@ -611,6 +611,7 @@ def main(argv: list[str] | None = None) -> None:
     for side, results in runs.items():
         results.sort(key=lambda r: r["fps"])
         sides[side] = {**results[len(results) // 2], "fps_runs": [round(r["fps"], 1) for r in results]}
+        sides[side]["runs"] = [{k: v for k, v in r.items() if k != "per_clip"} for r in results]
     cams: list[dict[str, Any]] = []
     for n in camera_counts(args.max_cameras):
         c = child(args, "cameras", n)
