@@ -36,10 +36,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 
@@ -210,28 +210,26 @@ class MediaMessage(_Message):
     captured_at: UtcTime
     data: str = Field(description="base64 (RFC 4648) of the file")
 
-    @field_validator("data")
-    @classmethod
-    def _base64(cls, value: str) -> str:
-        try:
-            base64.b64decode(value, validate=True)
-        except ValueError as exc:
-            raise ValueError(f"data is not valid base64: {exc}") from exc
-        return value
+    _blob: bytes = PrivateAttr(b"")
 
     @model_validator(mode="after")
-    def _size_and_hash(self) -> MediaMessage:
-        blob = self.blob()
+    def _decode_once(self) -> MediaMessage:
+        """Decode the base64 once, check size and hash, and keep the bytes for ``blob()``."""
+        try:
+            blob = base64.b64decode(self.data, validate=True)
+        except ValueError as exc:
+            raise ValueError(f"data is not valid base64: {exc}") from exc
         limit = MAX_CLIP_BYTES if self.kind == "clip" else MAX_SNAPSHOT_BYTES
         if len(blob) > limit:
             raise ValueError(f"{self.kind} is {len(blob)} bytes, over the limit of {limit}")
         if hashlib.sha256(blob).hexdigest() != self.sha256:
             raise ValueError("sha256 does not match data")
+        self._blob = blob
         return self
 
     def blob(self) -> bytes:
-        """The decoded file bytes."""
-        return base64.b64decode(self.data)
+        """The decoded file bytes (decoded once, at validation)."""
+        return self._blob
 
     @classmethod
     def from_bytes(cls, blob: bytes, **fields: Any) -> MediaMessage:
