@@ -54,6 +54,19 @@ def synth_clips_cmd(
 # --- training, export, evaluation -------------------------------------------------------------------------
 
 
+def _train_arguments(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs from ``--set`` as Ultralytics train arguments, values read as YAML."""
+    import yaml
+
+    extra = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--set")
+        extra[key.strip()] = yaml.safe_load(value)
+    return extra
+
+
 @app.command("fit")
 def fit_cmd(
     data: Annotated[
@@ -100,6 +113,14 @@ def fit_cmd(
             "default: every image once.",
         ),
     ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Any other Ultralytics train argument as KEY=VALUE (YAML value), e.g. --set nbs=32 "
+            "--set close_mosaic=4; repeat for more.",
+        ),
+    ] = None,
 ) -> None:
     """Train the detector with Ultralytics, fully offline, with progress, a log and training curves.
 
@@ -123,6 +144,7 @@ def fit_cmd(
             device=device,
             real=real or [],
             real_ratio=real_ratio,
+            extra=_train_arguments(option or []),
         )
     )
     typer.echo(f"best weights: {best}\ncurves: {out / 'results.png'}\nlog: {out / 'train.log'}")

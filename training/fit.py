@@ -122,7 +122,7 @@ def fit(opts: FitOptions) -> Path:
         else:
             model = YOLO(str(opts.weights) if opts.weights else opts.arch)
             model.add_callback("on_fit_epoch_end", _log_epoch)
-            model.train(
+            arguments = dict(
                 data=data_yaml,
                 epochs=opts.epochs,
                 time=opts.hours,
@@ -141,8 +141,9 @@ def fit(opts: FitOptions) -> Path:
                 plots=True,
                 amp=opts.device != "cpu",
                 verbose=True,
-                **opts.extra,
             )
+            arguments.update(opts.extra)  # --set KEY=VALUE overrides any of the above
+            model.train(**arguments)
     finally:
         LOGGER.removeHandler(handler)
         handler.close()

@@ -51,7 +51,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _run("train", "import-labels", "--format", "yolo", "--src", str(raw), "--out", str(real))
     _run("train", "synth", "--out", str(bench), "--images", "6", "--seed", "9191")
     models = root / "models"
-    _fit_and_export([str(synth)], root / "run-base", models / "tiny-0.0.1", "0.0.1")
+    _fit_and_export(
+        [str(synth)], root / "run-base", models / "tiny-0.0.1", "0.0.1", "--set", "warmup_epochs=0"
+    )
     _fit_and_export(
         [str(synth)],
         root / "run-cand",

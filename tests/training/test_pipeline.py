@@ -31,6 +31,9 @@ def test_fit_writes_weights_log_curves_and_summary(tiny_run: dict[str, Path]) ->
     assert "epoch 1/1: box_loss" in log and "mAP50" in log
     fit = json.loads((run / "fit.json").read_text())
     assert fit["dataset"]["seed"] == 5151 and fit["train_seconds"] > 0
+    # --set KEY=VALUE reaches Ultralytics (its args.yaml) and is recorded
+    assert fit["options"]["extra"] == {"warmup_epochs": 0}
+    assert "warmup_epochs: 0\n" in (run / "args.yaml").read_text()
 
 
 def test_export_writes_a_complete_model_folder(tiny_run: dict[str, Path]) -> None:
