@@ -14,6 +14,7 @@ import functools
 import logging
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -57,8 +58,39 @@ class Rejected(Exception):
         self.reason, self.detail = reason, detail
 
 
+class _Redo(Exception):
+    """A batch that must be stored message by message."""
+
+
 class StoreUnavailable(Exception):
     """The media store refused a write (disk full, S3 down): retry later, never dead-letter."""
+
+
+def _event_row(msg: EventMessage, camera_pk: int, now: datetime) -> dict[str, Any]:
+    return {
+        "id": msg.event_id,
+        "received_at": now,
+        "restaurant_id": msg.restaurant,
+        "camera_pk": camera_pk,
+        "agent_id": msg.agent,
+        "seq": msg.seq,
+        "phase": msg.phase,
+        "rule": msg.rule,
+        "rule_name": msg.rule_name,
+        "severity": msg.severity,
+        "started_at": msg.started_at,
+        "ended_at": msg.ended_at,
+        "sent_at": msg.sent_at,
+        "score": msg.score,
+        "detections": [d.model_dump(mode="json") for d in msg.detections],
+        "details": dict(msg.details),
+        "frame_width": msg.frame.width,
+        "frame_height": msg.frame.height,
+        "model_name": msg.model.name,
+        "model_version": msg.model.version,
+        "media_refs": [m.model_dump(mode="json") for m in msg.media],
+        "updated_at": now,
+    }
 
 
 def new_media_id() -> str:
@@ -76,42 +108,65 @@ class Persister:
         self._known: dict[tuple[str, str | None], tuple[float, int]] = {}
 
     def handle_batch(self, items: list[tuple[str, bytes]]) -> list[Result]:
-        """Store several messages in one transaction (one commit instead of one per message).
+        """Store several messages in one transaction with a handful of statements for the whole batch
+        (one upsert for its events, one query and one insert for its media), not a few per message.
 
-        If two workers race on the same row, the batch is redone message by message.
+        If two workers race on the same row, or one batch holds an event id under two cameras, the batch
+        is redone message by message.
         """
-        results: list[Result] = []
         try:
-            with self.sessions.begin() as session:
-                for topic, payload in items:
-                    try:
-                        msg = decode(topic, payload)
-                        results.append(self._apply(session, msg))
-                    except ContractError as exc:
-                        results.append(self._dead_letter(session, topic, payload, exc.reason, exc.detail))
-                    except Rejected as exc:
-                        results.append(self._dead_letter(session, topic, payload, exc.reason, exc.detail))
-        except IntegrityError:
+            return self._store(items)
+        except (IntegrityError, _Redo):
             return [self.handle(topic, payload) for topic, payload in items]
-        return results
 
     def handle(self, topic: str, payload: bytes) -> Result:
         """Store one message; never raises for a bad message, only for database trouble."""
-        try:
-            msg = decode(topic, payload)
-        except ContractError as exc:
-            return self.reject(topic, payload, exc.reason, exc.detail)
         for attempt in (1, 2):
             try:
-                with self.sessions.begin() as session:
-                    return self._apply(session, msg)
-            except Rejected as exc:
-                return self.reject(topic, payload, exc.reason, exc.detail)
+                return self._store([(topic, payload)])[0]
             except IntegrityError:
                 # Another worker inserted the same agent/media row at the same moment: retry once.
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _store(self, items: list[tuple[str, bytes]]) -> list[Result]:
+        results: dict[int, Result] = {}
+        events: list[tuple[int, EventMessage, int]] = []
+        media: list[tuple[int, MediaMessage]] = []
+        with self.sessions.begin() as session:
+
+            def refuse(i: int, exc: ContractError | Rejected) -> None:
+                topic, payload = items[i]
+                results[i] = self._dead_letter(session, topic, payload, exc.reason, exc.detail)
+
+            for i, (topic, payload) in enumerate(items):
+                try:
+                    msg = decode(topic, payload)
+                    if self._lookup(session, msg.restaurant, None) is None:
+                        raise Rejected(
+                            "unknown_restaurant", f"restaurant {msg.restaurant!r} is not registered"
+                        )
+                    if isinstance(msg, EventMessage):
+                        events.append((i, msg, self._camera(session, msg.restaurant, msg.camera)))
+                    elif isinstance(msg, MediaMessage):
+                        self._camera(session, msg.restaurant, msg.camera)
+                        media.append((i, msg))
+                    else:  # health and replies are rare: one by one, in arrival order
+                        results[i] = self._apply(session, msg)
+                except (ContractError, Rejected) as exc:
+                    refuse(i, exc)
+            for i, outcome in self._events(session, events).items():
+                if isinstance(outcome, Rejected):
+                    refuse(i, outcome)
+                else:
+                    results[i] = outcome
+            for i, outcome in self._media(session, media).items():
+                if isinstance(outcome, Rejected):
+                    refuse(i, outcome)
+                else:
+                    results[i] = outcome
+        return [results[i] for i in range(len(items))]
 
     def reject(self, topic: str, payload: bytes, reason: str, detail: str) -> Result:
         """Record a refused message in the dead-letter table."""
@@ -149,12 +204,7 @@ class Persister:
         return found
 
     def _apply(self, session: Session, msg: Any) -> Result:
-        if self._lookup(session, msg.restaurant, None) is None:
-            raise Rejected("unknown_restaurant", f"restaurant {msg.restaurant!r} is not registered")
-        if isinstance(msg, EventMessage):
-            return self._event(session, msg)
-        if isinstance(msg, MediaMessage):
-            return self._media(session, msg)
+        """Health messages and replies."""
         if isinstance(msg, AvailabilityMessage):
             return self._availability(session, msg)
         if isinstance(msg, StatsMessage):
@@ -196,71 +246,90 @@ class Persister:
             & (table.c.camera_pk == stmt.excluded.camera_pk),
         ).returning(table.c.id)
 
-    def _event(self, session: Session, msg: EventMessage) -> Result:
-        camera_pk = self._camera(session, msg.restaurant, msg.camera)
+    def _events(
+        self, session: Session, events: list[tuple[int, EventMessage, int]]
+    ) -> dict[int, Result | Rejected]:
+        """Upsert a batch's events in one statement (a row once per statement: each event's highest
+        ``seq``); each message is answered as if the batch had been stored one message at a time."""
+        latest: dict[uuid.UUID, tuple[EventMessage, int]] = {}
+        for _i, msg, camera_pk in events:
+            kept = latest.get(msg.event_id)
+            if kept is not None and (kept[0].restaurant, kept[1]) != (msg.restaurant, camera_pk):
+                raise _Redo  # one id under two cameras in one batch: let the slow path sort it out
+            if kept is None or msg.seq > kept[0].seq:
+                latest[msg.event_id] = (msg, camera_pk)
+        if not latest:
+            return {}
         now = now_utc()
-        values = {
-            "restaurant_id": msg.restaurant,
-            "camera_pk": camera_pk,
-            "agent_id": msg.agent,
-            "seq": msg.seq,
-            "phase": msg.phase,
-            "rule": msg.rule,
-            "rule_name": msg.rule_name,
-            "severity": msg.severity,
-            "started_at": msg.started_at,
-            "ended_at": msg.ended_at,
-            "sent_at": msg.sent_at,
-            "score": msg.score,
-            "detections": [d.model_dump(mode="json") for d in msg.detections],
-            "details": dict(msg.details),
-            "frame_width": msg.frame.width,
-            "frame_height": msg.frame.height,
-            "model_name": msg.model.name,
-            "model_version": msg.model.version,
-            "media_refs": [m.model_dump(mode="json") for m in msg.media],
-            "updated_at": now,
-        }
-        stmt = self._upsert_statement(session.bind.dialect.name)
-        params = {"id": msg.event_id, "received_at": now, **values}
-        if session.execute(stmt, params).first() is not None:
-            return Result("stored")  # inserted, or a newer seq of our own event
-        owner = session.execute(
-            select(Event.restaurant_id, Event.camera_pk).where(Event.id == msg.event_id)
-        ).one()
-        if tuple(owner) != (msg.restaurant, camera_pk):
-            raise Rejected("event_conflict", f"event {msg.event_id} belongs to another restaurant or camera")
-        return Result("duplicate")
-
-    def _media(self, session: Session, msg: MediaMessage) -> Result:
-        self._camera(session, msg.restaurant, msg.camera)
-        event_owner = select(Event.restaurant_id).where(Event.id == msg.event_id).scalar_subquery()
-        same = select(Media.id).where(Media.event_id == msg.event_id, Media.sha256 == msg.sha256)
-        owner, found = session.execute(select(event_owner, same.scalar_subquery())).one()
-        if owner is not None and owner != msg.restaurant:
-            raise Rejected("event_conflict", f"event {msg.event_id} belongs to another restaurant")
-        if found is not None:
-            return Result("duplicate")
-        key = f"{msg.restaurant}/{msg.event_id}/{msg.kind}-{msg.sha256[:16]}.{EXTENSIONS[msg.content_type]}"
-        blob = msg.blob()
-        try:
-            self.store.put(key, blob, msg.content_type)
-        except Exception as exc:
-            raise StoreUnavailable(f"media store write of {key} failed: {exc}") from exc
-        session.add(
-            Media(
-                id=new_media_id(),
-                event_id=msg.event_id,
-                restaurant_id=msg.restaurant,
-                kind=msg.kind,
-                content_type=msg.content_type,
-                sha256=msg.sha256,
-                size_bytes=len(blob),
-                storage_key=key,
-                captured_at=msg.captured_at,
+        rows = [_event_row(msg, camera_pk, now) for msg, camera_pk in latest.values()]
+        stored = set(session.scalars(self._upsert_statement(session.bind.dialect.name), rows))
+        outcome: dict[uuid.UUID, Result | Rejected] = dict.fromkeys(stored, Result("stored"))
+        others = [event_id for event_id in latest if event_id not in stored]
+        if others:
+            owners = session.execute(
+                select(Event.id, Event.restaurant_id, Event.camera_pk).where(Event.id.in_(others))
             )
-        )
-        return Result("stored")
+            for event_id, restaurant, camera_pk in owners:
+                msg, pk = latest[event_id]
+                outcome[event_id] = (
+                    Result("duplicate")  # an older or repeated seq of our own event
+                    if (restaurant, camera_pk) == (msg.restaurant, pk)
+                    else Rejected(
+                        "event_conflict", f"event {event_id} belongs to another restaurant or camera"
+                    )
+                )
+        results: dict[int, Result | Rejected] = {}
+        running: dict[uuid.UUID, int] = {}  # as if stored one by one: a seq not above an earlier one repeats
+        for i, msg, _pk in events:
+            final = outcome[msg.event_id]
+            if isinstance(final, Result) and running.get(msg.event_id, -1) >= msg.seq:
+                results[i] = Result("duplicate")
+            else:
+                results[i] = final
+                running[msg.event_id] = msg.seq
+        return results
+
+    def _media(self, session: Session, media: list[tuple[int, MediaMessage]]) -> dict[int, Result | Rejected]:
+        """Write a batch's new media files and insert their rows together; one query finds duplicates and
+        the owners of their events (media may arrive before the event)."""
+        if not media:
+            return {}
+        ids = {msg.event_id for _i, msg in media}
+        owners = dict(session.execute(select(Event.id, Event.restaurant_id).where(Event.id.in_(ids))).all())
+        seen = set(session.execute(select(Media.event_id, Media.sha256).where(Media.event_id.in_(ids))).all())
+        out: dict[int, Result | Rejected] = {}
+        for i, msg in media:
+            owner = owners.get(msg.event_id)
+            if owner is not None and owner != msg.restaurant:
+                out[i] = Rejected("event_conflict", f"event {msg.event_id} belongs to another restaurant")
+                continue
+            if (msg.event_id, msg.sha256) in seen:
+                out[i] = Result("duplicate")
+                continue
+            seen.add((msg.event_id, msg.sha256))
+            key = (
+                f"{msg.restaurant}/{msg.event_id}/{msg.kind}-{msg.sha256[:16]}.{EXTENSIONS[msg.content_type]}"
+            )
+            blob = msg.blob()
+            try:
+                self.store.put(key, blob, msg.content_type)
+            except Exception as exc:
+                raise StoreUnavailable(f"media store write of {key} failed: {exc}") from exc
+            session.add(
+                Media(
+                    id=new_media_id(),
+                    event_id=msg.event_id,
+                    restaurant_id=msg.restaurant,
+                    kind=msg.kind,
+                    content_type=msg.content_type,
+                    sha256=msg.sha256,
+                    size_bytes=len(blob),
+                    storage_key=key,
+                    captured_at=msg.captured_at,
+                )
+            )
+            out[i] = Result("stored")
+        return out
 
     @staticmethod
     def _agent(session: Session, restaurant: str, agent_id: str) -> Agent:
