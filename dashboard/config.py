@@ -66,8 +66,13 @@ class HttpSection(_Strict):
     port: int = Field(8080, ge=1, le=65535)
     secure_cookies: bool = Field(True, description="send the session cookie over HTTPS only")
     session_max_age_s: int = Field(12 * 3600, gt=0)
-    login_max_failures: int = Field(5, ge=1, description="failed logins per user and address per window")
-    login_window_s: int = Field(300, ge=1)
+    login_max_failures: int = Field(
+        5,
+        ge=1,
+        description="failed logins per username and address per window; 4x that per address (any username) "
+        "and per username (any address)",
+    )
+    login_window_s: int = Field(300, ge=1, description="how long a failed login counts")
     sse_poll_s: float = Field(1.0, gt=0, description="how often the live queue looks for new alerts")
     display_timezone: str = Field("UTC", description="IANA zone for times in the UI, e.g. Asia/Shanghai")
     public_url: str | None = Field(

@@ -251,6 +251,23 @@ class AuditLog(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class FailedLogin(Base):
+    """A failed login, kept for the login rate limit's window: every web process counts the same rows."""
+
+    __tablename__ = "failed_logins"
+    __table_args__ = (
+        # Per (address, username) and per address: one index serves both prefixes.
+        Index("ix_failed_logins_address", "address", "username", "at"),
+        # Per username from any address (one account guessed from many addresses).
+        Index("ix_failed_logins_username", "username", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), doc="the client's IP address")
+    username: Mapped[str] = mapped_column(String(64), doc="as typed, lower-cased; need not exist")
+    at: Mapped[datetime] = mapped_column(default=now_utc, index=True, doc="old rows are deleted by this")
+
+
 class DeadLetter(Base):
     """A message the ingest refused, with the contract's reason code and the payload's first bytes."""
 

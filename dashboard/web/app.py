@@ -25,7 +25,8 @@ from brightkitchen import __version__
 from dashboard.config import DashboardConfig
 from dashboard.db import open_database
 from dashboard.media import MediaStore, open_store
-from dashboard.web.auth import CSRF_FIELD, LoginLimiter, LoginRequired, csrf_token
+from dashboard.web.auth import CSRF_FIELD, LoginRequired, csrf_token
+from dashboard.web.login_limit import LoginLimiter
 from dashboard.web.routers import (
     alerts,
     datasets,

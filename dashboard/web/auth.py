@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -24,7 +22,6 @@ from dashboard.passwords import token_digest
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-MAX_TRACKED_KEYS = 100_000
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -127,36 +124,3 @@ Csrf = Depends(check_csrf)
 def require_roles(principal: Principal, *roles: str) -> None:
     if principal.role not in roles:
         raise HTTPException(403, f"this needs the role {' or '.join(roles)}")
-
-
-class LoginLimiter:
-    """At most ``max_failures`` failed logins per (address, username) and 4x that per address per window."""
-
-    def __init__(self, max_failures: int, window_s: float) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: tuple[str, str]) -> int:
-        q = self._failures[key]
-        cutoff = time.monotonic() - self.window_s
-        while q and q[0] < cutoff:
-            q.popleft()
-        return len(q)
-
-    def blocked(self, address: str, username: str) -> bool:
-        return (
-            self._recent((address, username.lower())) >= self.max_failures
-            or self._recent((address, "")) >= 4 * self.max_failures
-        )
-
-    def failed(self, address: str, username: str) -> None:
-        now = time.monotonic()
-        if len(self._failures) > MAX_TRACKED_KEYS:  # bound memory against floods of made-up usernames
-            for key in [k for k in self._failures if self._recent(k) == 0]:
-                del self._failures[key]
-        self._failures[(address, username.lower())].append(now)
-        self._failures[(address, "")].append(now)
-
-    def succeeded(self, address: str, username: str) -> None:
-        self._failures.pop((address, username.lower()), None)

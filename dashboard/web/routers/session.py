@@ -47,16 +47,16 @@ def login(
             request, "session/login.html", {"next": _safe_next(next), "error": message}, status_code=status
         )
 
-    if limiter.blocked(address, username):
+    if limiter.blocked(db, address, username):
         return fail("Too many failed logins. Try again in a few minutes.", 429)
     user = db.scalar(select(User).where(User.username == username))
     if not verify_password(user.password_hash if user and user.active else None, password):
-        limiter.failed(address, username)
+        limiter.failed(db, address, username)
         audit(db, user.id if user else None, "login_failed", "user", username, address=address)
         db.commit()
         return fail("Wrong username or password.", 401)
     assert user is not None
-    limiter.succeeded(address, username)
+    limiter.succeeded(db, address, username)
     request.session.clear()  # no session fixation: a fresh CSRF token too
     request.session.update(uid=user.id, pwf=password_fingerprint(user), csrf=secrets.token_urlsafe(24))
     audit(db, user.id, "login", "user", str(user.id), address=address)
