@@ -30,12 +30,13 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
-from brightkitchen.contract import EventMessage, MediaMessage, encode, topic_for, utc_now
+from brightkitchen.contract import AvailabilityMessage, EventMessage, MediaMessage, encode, topic_for, utc_now
 from dashboard import admin
 from dashboard.config import DashboardConfig
 from dashboard.db import open_database
-from dashboard.models import Event, Media
+from dashboard.models import Agent, Event, Media
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -103,6 +104,20 @@ def messages(n: int, snapshot_bytes: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def wait_subscribed(pub: mqtt.Client, sessions: sessionmaker[Session]) -> None:
+    """Publish a probe until a worker stores it, then give the others a moment to subscribe too."""
+    probe = AvailabilityMessage(restaurant="r-bench", agent="probe", status="online", at=utc_now())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pub.publish(topic_for(probe), encode(probe), qos=1).wait_for_publish(10)
+        time.sleep(0.5)
+        with sessions() as s:
+            if s.scalar(select(Agent).where(Agent.agent_id == "probe")) is not None:
+                time.sleep(2.0)
+                return
+    raise SystemExit("no ingest worker subscribed within 120 s")
+
+
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
     for w in workers:
         w.terminate()
@@ -159,14 +174,14 @@ def main() -> None:
     try:
         print(f"preparing {args.events} events with {args.snapshot_kb} KB snapshots ...", flush=True)
         msgs = messages(args.events, args.snapshot_kb * 1024)
-        time.sleep(2.0)  # workers connect and subscribe
-        if args.backlog:
-            stop_workers(workers)  # their sessions (and shared subscriptions) stay on the broker
         pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=mqtt.MQTTv5)
         pub.max_inflight_messages_set(200)
         pub.max_queued_messages_set(0)
         pub.connect("127.0.0.1", port)
         pub.loop_start()
+        wait_subscribed(pub, sessions)
+        if args.backlog:
+            stop_workers(workers)  # their sessions (and shared subscriptions) stay on the broker
         t0 = time.perf_counter()
         infos = [pub.publish(t, p, qos=1) for t, p in msgs]
         for info in infos:
