@@ -8,6 +8,8 @@ A single-box start::
     brightkitchen dashboard add-user --config configs/dashboard.yaml inspector1 --role inspector \
         --district Jianghan --password-env BK_PASSWORD
     brightkitchen dashboard serve --config configs/dashboard.yaml --with-ingest
+
+ML staff roll models out with ``brightkitchen dashboard models upload|list|rollout|promote``.
 """
 
 from __future__ import annotations
@@ -21,33 +23,18 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from dashboard.cli_config import ConfigOpt, load_or_exit
+from dashboard.registry_cli import app as models_app
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
-
-    from dashboard.config import DashboardConfig
 
 T = TypeVar("T")
 
 app = typer.Typer(help="Central dashboard: MQTT ingest, review UI, REST API, admin.", no_args_is_help=True)
-
-ConfigOpt = Annotated[
-    Path,
-    typer.Option("--config", "-c", help="dashboard YAML config", envvar="BRIGHTKITCHEN_DASHBOARD_CONFIG"),
-]
-
+app.add_typer(models_app, name="models")
 
 ExistOk = Annotated[bool, typer.Option("--exist-ok", help="succeed without changes if it already exists")]
-
-
-def _load(config: Path) -> DashboardConfig:
-    from brightkitchen.config import ConfigError
-    from dashboard.config import load_dashboard_config
-
-    try:
-        return load_dashboard_config(config)
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
 
 
 def _admin(config: Path, action: Callable[[Session], T]) -> T:
@@ -55,7 +42,7 @@ def _admin(config: Path, action: Callable[[Session], T]) -> T:
     from dashboard.admin import AdminError
     from dashboard.db import open_database
 
-    _, sessions = open_database(_load(config))
+    _, sessions = open_database(load_or_exit(config))
     try:
         with sessions.begin() as session:
             return action(session)
@@ -77,7 +64,7 @@ def migrate(config: ConfigOpt) -> None:
     from dashboard.db import make_engine
     from dashboard.migrate import current_revision, upgrade
 
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     engine = make_engine(cfg.database_url, cfg.database_schema)
     upgrade(engine, cfg.database_schema)
     typer.echo(f"database at revision {current_revision(engine)}")
@@ -94,7 +81,7 @@ def ingest(
     from dashboard.media import open_store
     from dashboard.persist import Persister
 
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     _, sessions = open_database(cfg)
     worker = IngestWorker(cfg.mqtt, Persister(sessions, open_store(cfg.media)), client_id)
     worker.run_forever(_stop_event())
@@ -112,7 +99,7 @@ def serve(
 
     from dashboard.web.app import create_app
 
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     web = create_app(cfg, with_ingest=with_ingest)
     uvicorn.run(web, host=host or cfg.http.host, port=port or cfg.http.port, proxy_headers=False)
 
@@ -288,7 +275,7 @@ def export_dataset_cmd(
 
     if group_by not in ("day", "camera", "restaurant"):
         raise typer.BadParameter("expected day, camera or restaurant", param_hint="--group-by")
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     tz = cfg.http.display_timezone
     try:
         opts = ExportOptions(

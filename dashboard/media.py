@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from dashboard.config import MediaSection
 
@@ -17,11 +17,15 @@ EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "video/mp4": "mp4", "vide
 
 
 class MediaStore(Protocol):
-    """Put, get and delete files by key."""
+    """Put, get (whole or streamed) and delete files by key."""
 
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
     def get(self, key: str) -> bytes: ...
+
+    def open(self, key: str) -> BinaryIO:
+        """The file to read in pieces (large model archives); close it when done. MediaNotFound if absent."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -67,6 +71,12 @@ class FilesystemStore:
         except FileNotFoundError:
             raise MediaNotFound(key) from None
 
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise MediaNotFound(key) from None
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -105,8 +115,13 @@ class S3Store:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
 
     def get(self, key: str) -> bytes:
+        with self.open(key) as body:
+            return body.read()
+
+    def open(self, key: str) -> BinaryIO:
+        """boto3's streaming body: the object comes over the open HTTP response as it is read."""
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
         except self.client.exceptions.NoSuchKey:
             raise MediaNotFound(key) from None
 

@@ -1,4 +1,5 @@
 """The model registry: check an uploaded model archive, keep it in the media store, list what is there.
+The web routes and ``brightkitchen dashboard models`` both go through these functions.
 
 An archive is a ``.tar.gz``/``.tar`` or ``.zip`` of one model folder (``brightkitchen.model_card``:
 ``model.onnx``, ``labels.json``, ``card.json``, optionally ``README.md``), read in memory and never
@@ -19,22 +20,25 @@ import json
 import re
 import tarfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from datetime import datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import ValidationError
-from sqlalchemy import select
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import ColumnElement, case, func, select, true
 from sqlalchemy.orm import Session
 
 from brightkitchen.model_card import CARD_FILE, LABELS_FILE, MODEL_FILE, LabelInfo, ModelCard
 from dashboard.admin import audit
 from dashboard.media import MediaStore
-from dashboard.models import ModelVersion
+from dashboard.models import Agent, Event, ModelVersion
 
 MAX_MEMBERS = 64
 MAX_UNPACKED_BYTES = 1024**3  # a model folder is ~10 MB; this stops archive bombs
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+RestaurantScope = Callable[[ColumnElement[str]], ColumnElement[bool]]  # a restaurant id column → WHERE
 
 
 class RegistryError(ValueError):
@@ -84,6 +88,14 @@ def _read_members(blob: bytes) -> tuple[dict[str, bytes], str, str]:
         raise RegistryError(f"not a .tar.gz, .tar or .zip archive: {exc}") from None
     gz = blob[:2] == b"\x1f\x8b"
     return files, "application/gzip" if gz else "application/x-tar", "tar.gz" if gz else "tar"
+
+
+def archive_folder(folder: Path) -> bytes:
+    """A model folder as a ``.tar.gz`` holding the folder by its name (``tar czf - -C parent name``)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        tf.add(folder, arcname=folder.name)
+    return buf.getvalue()
 
 
 def check_archive(blob: bytes) -> CheckedArchive:
@@ -172,3 +184,89 @@ def register_model(
     session.flush()
     audit(session, user_id, "upload_model", "model", str(entry.id), name=card.name, version=card.version)
     return entry
+
+
+class ModelOut(BaseModel):
+    """A registry entry as the list page, the API and ``models list`` show it."""
+
+    id: int
+    name: str
+    version: str
+    map50: float | None = Field(None, description="mean over the card's classes with instances")
+    sha256: str
+    archive_sha256: str
+    archive_bytes: int
+    uploaded_at: datetime
+    card: dict[str, Any]
+    report: dict[str, Any] | None
+    agents: list[str] = []
+    reviewed: int = 0
+    false_positive: int = 0
+    fp_rate: float | None = None
+
+
+def mean_map50(metrics: dict[str, Any]) -> float | None:
+    """The held-out mAP50 of a card (``train eval --update-card``): mean over classes that occur."""
+    rows = [r for r in metrics.get("per_class") or [] if isinstance(r, dict) and r.get("instances")]
+    return sum(float(r["map50"]) for r in rows) / len(rows) if rows else None
+
+
+def model_summaries(
+    session: Session, scope: RestaurantScope = lambda _restaurant: true(), only: int | None = None
+) -> list[ModelOut]:
+    """Registry entries (or the one with id ``only``), newest first, with the agents running each and the
+    inspectors' verdicts on its alerts, counted over the restaurants ``scope`` lets through (all by default).
+    """
+    query = select(ModelVersion).order_by(ModelVersion.uploaded_at.desc(), ModelVersion.id.desc())
+    rows = list(session.scalars(query.where(ModelVersion.id == only) if only is not None else query))
+    running: dict[tuple[str, str], list[str]] = {}
+    for a in session.scalars(
+        select(Agent)
+        .where(scope(Agent.restaurant_id), Agent.model_name.is_not(None))
+        .order_by(Agent.restaurant_id, Agent.agent_id)
+    ):
+        running.setdefault((a.model_name or "", a.model_version or ""), []).append(
+            f"{a.restaurant_id}/{a.agent_id}"
+        )
+    verdicts = {
+        (name, version): (n, int(fp or 0))
+        for name, version, n, fp in session.execute(
+            select(
+                Event.model_name,
+                Event.model_version,
+                func.count(),
+                func.sum(case((Event.verdict == "false_positive", 1), else_=0)),
+            )
+            .where(scope(Event.restaurant_id), Event.verdict.is_not(None))
+            .group_by(Event.model_name, Event.model_version)
+        )
+    }
+    out = []
+    for m in rows:
+        n, fp = verdicts.get((m.name, m.version), (0, 0))
+        out.append(
+            ModelOut(
+                id=m.id,
+                name=m.name,
+                version=m.version,
+                map50=mean_map50(m.card.get("metrics") or {}),
+                sha256=m.sha256,
+                archive_sha256=m.archive_sha256,
+                archive_bytes=m.archive_bytes,
+                uploaded_at=m.uploaded_at,
+                card=m.card,
+                report=m.report,
+                agents=running.get((m.name, m.version), []),
+                reviewed=n,
+                false_positive=fp,
+                fp_rate=fp / n if n else None,
+            )
+        )
+    return out
+
+
+def find_model(session: Session, name: str, version: str) -> ModelVersion | None:
+    """The registry entry of that name and version, if there is one."""
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
+    )

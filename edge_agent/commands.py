@@ -31,7 +31,8 @@ class CommandFailed(RuntimeError):
 
 
 def download_model(spec: ModelDownload, download_dir: Path) -> Path:
-    """Fetch a model archive (.tar.gz, .tar or .zip), check its sha256, unpack; returns the model folder."""
+    """Fetch a model archive (.tar.gz, .tar or .zip) to disk in pieces, check its length and sha256, unpack;
+    returns the model folder."""
     download_dir.mkdir(parents=True, exist_ok=True)
     target = download_dir / f"{spec.name}-{spec.version}"
     with tempfile.TemporaryDirectory(dir=download_dir, prefix=".download-") as tmp:
@@ -39,17 +40,21 @@ def download_model(spec: ModelDownload, download_dir: Path) -> Path:
         request = urllib.request.Request(spec.url)
         if spec.token:
             request.add_header("Authorization", f"Bearer {spec.token}")
-        digest = hashlib.sha256()
+        digest, size = hashlib.sha256(), 0
         try:
             with (
                 urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as resp,
                 archive.open("wb") as out,
             ):
+                declared = resp.headers.get("Content-Length")
                 while chunk := resp.read(1 << 20):
                     digest.update(chunk)
                     out.write(chunk)
+                    size += len(chunk)
         except OSError as exc:
             raise CommandFailed(f"cannot download {spec.url}: {exc}") from exc
+        if declared is not None and declared.isdigit() and int(declared) != size:
+            raise CommandFailed(f"the download of {spec.url} stopped after {size} of {declared} bytes")
         if digest.hexdigest() != spec.sha256:
             raise CommandFailed(f"sha256 of the download is {digest.hexdigest()}, expected {spec.sha256}")
         unpacked = Path(tmp) / "unpacked"

@@ -1,18 +1,27 @@
 """The dashboard as an operator runs it: admin commands, then ``serve --with-ingest`` as a real process
-against a real Mosquitto; an alert published over MQTT shows up in the API and on the live stream."""
+against a real Mosquitto; an alert published over MQTT shows up in the API and on the live stream. And as
+ML staff run it: ``dashboard models`` uploads, lists, rolls out and promotes."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+from typer.testing import CliRunner
 
-from brightkitchen.contract import encode, topic_for
+from brightkitchen.cli import app
+from brightkitchen.contract import AvailabilityMessage, encode, topic_for, utc_now
+from dashboard.models import Rollout
 
 
 def _cli(cfg, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -110,3 +119,124 @@ def _up(api: httpx.Client) -> bool:
         return api.get("/api/v1/me").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def _models(cfg: Path, *args: str) -> Any:
+    """``brightkitchen dashboard models ARGS --config CFG`` in-process; ``.stdout``, ``.stderr``."""
+    argv = ["dashboard", "models", *args, "--config", str(cfg)]
+    return CliRunner().invoke(app, argv, prog_name="brightkitchen", env={"COLUMNS": "200"})
+
+
+def _write_config(
+    path: Path, db_config: Any, mqtt_port: int, public_url: str | None = "https://dash.example.com"
+) -> Path:
+    """A YAML config on the test database and media folder."""
+    path.write_text(
+        f"database_url: {db_config.database_url}\nsecret_key_file: {db_config.secret_key_file}\n"
+        f"media: {{path: {db_config.media.path}}}\nmqtt: {{port: {mqtt_port}}}\n"
+        + (f"http: {{public_url: '{public_url}'}}\n" if public_url else "")
+    )
+    return path
+
+
+@pytest.fixture
+def models_config(db_config, tenants, persister, broker, tmp_path: Path) -> Path:
+    """A config on the test database, media folder and broker; agents r-a/box-1 and r-a/box-2 online."""
+    for agent in ("box-1", "box-2"):
+        msg = AvailabilityMessage(
+            restaurant="r-a",
+            agent=agent,
+            status="online",
+            at=utc_now(),
+            model={"name": "tiny", "version": "0.9"},
+        )
+        assert persister.handle(topic_for(msg), encode(msg)).outcome == "stored"
+    return _write_config(tmp_path / "dashboard.yaml", db_config, broker.port)
+
+
+@pytest.mark.parametrize("db_config", ["sqlite"], indirect=True)
+def test_models_upload_and_list(models_config: Path, make_model_folder, tmp_path: Path) -> None:
+    folder = make_model_folder(version="1.0.0")
+    (tmp_path / "report.md").write_text("# Candidate vs baseline\n")
+    (tmp_path / "report.json").write_text(json.dumps({"verdict": "promote"}))
+    r = _models(
+        models_config,
+        "upload",
+        str(folder),
+        "--report-md",
+        str(tmp_path / "report.md"),
+        "--report-json",
+        str(tmp_path / "report.json"),
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == "model tiny:1.0.0 added to the registry (id 1)"
+    again = _models(models_config, "upload", str(folder))
+    assert again.exit_code == 1 and "already in the registry (id 1)" in again.stderr
+
+    (folder / "model.onnx").write_bytes((folder / "model.onnx").read_bytes() + b"\0")
+    tampered = tmp_path / "tampered.tar.gz"
+    with tarfile.open(tampered, "w:gz") as tf:
+        tf.add(folder, arcname="tiny-1.0.0")
+    bad = _models(models_config, "upload", str(tampered))
+    assert bad.exit_code == 1 and bad.stderr.startswith(f"error: {tampered}: model.onnx has sha256")
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not an archive")
+    assert "not a .tar.gz, .tar or .zip archive" in _models(models_config, "upload", str(junk)).stderr
+    assert _models(models_config, "upload", str(tmp_path / "missing")).exit_code == 2
+
+    listed = _models(models_config, "list")
+    assert listed.exit_code == 0, listed.output
+    header, row = listed.stdout.splitlines()
+    assert (
+        header.split()[:2] == ["ID", "MODEL"]
+        and row.split()[:2] == ["1", "tiny:1.0.0"]
+        and "0.450  promote" in row
+    )
+    (entry,) = json.loads(_models(models_config, "list", "--json").stdout)
+    assert (entry["name"], entry["version"], entry["report"]) == ("tiny", "1.0.0", {"verdict": "promote"})
+
+
+@pytest.mark.parametrize("db_config", ["sqlite"], indirect=True)
+def test_models_rollout_and_promote(
+    models_config: Path, make_model_folder, sessions, command_listener
+) -> None:
+    assert _models(models_config, "upload", str(make_model_folder(version="1.0.0"))).exit_code == 0
+    no_model = _models(models_config, "rollout", "--model", "tiny:9.9", "--canary", "r-a/box-1")
+    assert no_model.exit_code == 1 and "no model tiny:9.9 in the registry" in no_model.stderr
+    assert _models(models_config, "rollout", "--model", "tiny", "--canary", "r-a/box-1").exit_code == 2
+    stranger = _models(models_config, "rollout", "--model", "tiny:1.0.0", "--canary", "r-z/box-9")
+    assert stranger.exit_code == 1 and "unknown agent 'r-z/box-9'" in stranger.stderr
+
+    r = _models(
+        models_config, "rollout", "--model", "tiny:1.0.0", "--canary", "r-a/box-1", "--agent", "r-a/box-2"
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("rollout 1: tiny:1.0.0 sent to the canary r-a/box-1; 1 more agent(s)")
+    (canary,) = command_listener.wait_for(1)
+    assert canary.action == "switch_model"
+    assert canary.model.url == "https://dash.example.com/api/v1/models/1/download"
+    early = _models(models_config, "promote", "1")
+    assert early.exit_code == 1 and "only a canary_ok rollout can be promoted" in early.stderr
+    with sessions.begin() as s:
+        s.get(Rollout, 1).state = "canary_ok"  # the state machine itself is tested in test_rollout.py
+    promoted = _models(models_config, "promote", "1")
+    assert promoted.exit_code == 0, promoted.output
+    assert promoted.stdout.strip() == "rollout 1 promoted: sent to 1 more agent(s), state rolling"
+    assert command_listener.wait_for(2)[1].model.token != canary.model.token
+    assert _models(models_config, "promote", "99").stderr.strip() == "error: no rollout 99"
+
+
+@pytest.mark.parametrize("db_config", ["sqlite"], indirect=True)
+def test_models_rollout_needs_the_public_url_and_a_broker(
+    models_config: Path, db_config, broker, make_model_folder, sessions
+) -> None:
+    assert _models(models_config, "upload", str(make_model_folder(version="1.0.0"))).exit_code == 0
+    args = ("rollout", "--model", "tiny:1.0.0", "--canary", "r-a/box-1")
+    _write_config(models_config, db_config, broker.port, public_url=None)
+    r = _models(models_config, *args)
+    assert r.exit_code == 2 and "http.public_url is not set" in r.stderr
+    _write_config(models_config, db_config, mqtt_port=1)  # nothing listens there
+    r = _models(models_config, *args)
+    assert r.exit_code == 1 and "rollout 1 failed: cannot reach" in r.stderr, r.output
+    with sessions() as s:
+        assert s.get(Rollout, 1).state == "failed"

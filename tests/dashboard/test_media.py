@@ -21,10 +21,14 @@ def _roundtrip(store) -> None:
     assert store.get("r-a/e1/snapshot-1.jpg") == b"abc"
     store.put("r-a/e1/snapshot-1.jpg", b"abcd", "image/jpeg")
     assert store.get("r-a/e1/snapshot-1.jpg") == b"abcd"
+    store.put("models/tiny/1.0.0/a.tar.gz", b"0123456789", "application/gzip")
+    with store.open("models/tiny/1.0.0/a.tar.gz") as fh:  # read in pieces, as downloads are served
+        assert [fh.read(4), fh.read(4), fh.read(4), fh.read(4)] == [b"0123", b"4567", b"89", b""]
     store.delete("r-a/e1/snapshot-1.jpg")
     assert not store.exists("r-a/e1/snapshot-1.jpg")
-    with pytest.raises(MediaNotFound):
-        store.get("r-a/e1/snapshot-1.jpg")
+    for read in (store.get, store.open):
+        with pytest.raises(MediaNotFound):
+            read("r-a/e1/snapshot-1.jpg")
     for bad in ("../etc/passwd", "/abs", "a//b", "a/./b"):
         with pytest.raises(ValueError):
             store.put(bad, b"x", "image/jpeg")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -194,3 +195,45 @@ def test_download_token_works_for_its_model_only_and_expires(
         s.scalar(select(Rollout)).token_expires_at = now_utc() - timedelta(seconds=1)
     expired = agent.get(f"/api/v1/models/{second['id']}/download", headers=bearer)
     assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+
+
+class _CountedReads:
+    """A store file that records the size of each read and whether it was closed."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh, self.reads, self.closed = fh, [], False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        self.reads.append(len(data))
+        return data
+
+    def __enter__(self) -> _CountedReads:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.fh.close()
+        self.closed = True
+
+
+def test_download_streams_an_archive_larger_than_a_chunk(
+    login, tenants, make_model_folder, persister, monkeypatch
+) -> None:
+    from dashboard.web.routers.models import DOWNLOAD_CHUNK_BYTES
+
+    folder = make_model_folder(version="4.0.0")
+    (folder / "padding.bin").write_bytes(os.urandom(DOWNLOAD_CHUNK_BYTES * 3 // 2))  # does not compress
+    blob = tar_gz(folder)
+    assert len(blob) > DOWNLOAD_CHUNK_BYTES
+    ml = login("ml")
+    model_id = upload(ml, blob, report=False).json()["id"]
+    store, opened = persister.store, []
+    real_open = store.open
+    monkeypatch.setattr(store, "open", lambda key: opened.append(_CountedReads(real_open(key))) or opened[-1])
+    monkeypatch.setattr(store, "get", lambda key: pytest.fail("the download read the whole archive at once"))
+    got = ml.get(f"/api/v1/models/{model_id}/download")
+    assert got.status_code == 200 and got.content == blob
+    assert got.headers["content-length"] == str(len(blob))
+    assert got.headers["content-disposition"] == 'attachment; filename="tiny-4.0.0.tar.gz"'
+    (archive,) = opened
+    assert len(archive.reads) >= 3 and max(archive.reads) <= DOWNLOAD_CHUNK_BYTES and archive.closed

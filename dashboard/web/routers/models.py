@@ -6,19 +6,28 @@ Inspectors may look; restaurant users never see the registry.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
-from sqlalchemy import case, func, select
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.media import MediaNotFound
-from dashboard.models import Agent, Event, ModelVersion, Rollout, User, now_utc
-from dashboard.registry import DuplicateModel, RegistryError, parse_report, register_model
+from dashboard.models import Agent, ModelVersion, Rollout, User, now_utc
+from dashboard.registry import (
+    DuplicateModel,
+    ModelOut,
+    RegistryError,
+    model_summaries,
+    parse_report,
+    register_model,
+)
 from dashboard.rollout import rollout_for_token
 from dashboard.web.auth import ApiUser, Csrf, Db, PageUser, Principal, api_principal, require_roles
 from dashboard.web.scope import restaurant_filter
@@ -26,6 +35,7 @@ from dashboard.web.scope import restaurant_filter
 router = APIRouter()
 VIEW_ROLES = ("admin", "ml", "inspector")
 EDIT_ROLES = ("admin", "ml")
+DOWNLOAD_CHUNK_BYTES = 1024**2
 
 
 class TargetOut(BaseModel):
@@ -46,23 +56,6 @@ class RolloutOut(BaseModel):
     created_at: datetime
     token_expires_at: datetime
     targets: list[TargetOut]
-
-
-class ModelOut(BaseModel):
-    id: int
-    name: str
-    version: str
-    map50: float | None = Field(None, description="mean over the card's classes with instances")
-    sha256: str
-    archive_sha256: str
-    archive_bytes: int
-    uploaded_at: datetime
-    card: dict[str, Any]
-    report: dict[str, Any] | None
-    agents: list[str] = []
-    reviewed: int = 0
-    false_positive: int = 0
-    fp_rate: float | None = None
 
 
 class ModelDetail(ModelOut):
@@ -93,60 +86,9 @@ def rollout_out(r: Rollout) -> RolloutOut:
     )
 
 
-def mean_map50(metrics: dict[str, Any]) -> float | None:
-    """The held-out mAP50 of a card (``train eval --update-card``): mean over classes that occur."""
-    rows = [r for r in metrics.get("per_class") or [] if isinstance(r, dict) and r.get("instances")]
-    return sum(float(r["map50"]) for r in rows) / len(rows) if rows else None
-
-
 def _models(db: Session, user: User, only: int | None = None) -> list[ModelOut]:
-    """Registry entries, newest first, with the agents (in scope) running each and its review counts."""
-    query = select(ModelVersion).order_by(ModelVersion.uploaded_at.desc(), ModelVersion.id.desc())
-    rows = list(db.scalars(query.where(ModelVersion.id == only) if only is not None else query))
-    running: dict[tuple[str, str], list[str]] = {}
-    for a in db.scalars(
-        select(Agent)
-        .where(restaurant_filter(user, Agent.restaurant_id), Agent.model_name.is_not(None))
-        .order_by(Agent.restaurant_id, Agent.agent_id)
-    ):
-        running.setdefault((a.model_name or "", a.model_version or ""), []).append(
-            f"{a.restaurant_id}/{a.agent_id}"
-        )
-    verdicts = {
-        (name, version): (n, int(fp or 0))
-        for name, version, n, fp in db.execute(
-            select(
-                Event.model_name,
-                Event.model_version,
-                func.count(),
-                func.sum(case((Event.verdict == "false_positive", 1), else_=0)),
-            )
-            .where(restaurant_filter(user, Event.restaurant_id), Event.verdict.is_not(None))
-            .group_by(Event.model_name, Event.model_version)
-        )
-    }
-    out = []
-    for m in rows:
-        n, fp = verdicts.get((m.name, m.version), (0, 0))
-        out.append(
-            ModelOut(
-                id=m.id,
-                name=m.name,
-                version=m.version,
-                map50=mean_map50(m.card.get("metrics") or {}),
-                sha256=m.sha256,
-                archive_sha256=m.archive_sha256,
-                archive_bytes=m.archive_bytes,
-                uploaded_at=m.uploaded_at,
-                card=m.card,
-                report=m.report,
-                agents=running.get((m.name, m.version), []),
-                reviewed=n,
-                false_positive=fp,
-                fp_rate=fp / n if n else None,
-            )
-        )
-    return out
+    """Registry entries with the agents and reviews of the restaurants ``user`` may see."""
+    return model_summaries(db, functools.partial(restaurant_filter, user), only)
 
 
 def model_detail(db: Session, user: User, model_id: int) -> ModelDetail:
@@ -302,24 +244,34 @@ def download_access(request: Request, db: Db) -> None:
         raise HTTPException(401, "the download token has expired", headers={"WWW-Authenticate": "Bearer"})
 
 
+def _chunks(archive: BinaryIO) -> Iterator[bytes]:
+    """The archive piece by piece, so a large one never sits in memory; closed when done or abandoned."""
+    with archive:
+        while chunk := archive.read(DOWNLOAD_CHUNK_BYTES):
+            yield chunk
+
+
 @router.get(
     "/api/v1/models/{model_id}/download",
     tags=["models"],
-    response_class=Response,
+    response_class=StreamingResponse,
     dependencies=[Depends(download_access)],
 )
-def download(request: Request, model_id: int, db: Db) -> Response:
-    """The model archive as uploaded (edge agents send ``Authorization: Bearer <rollout token>``)."""
+def download(request: Request, model_id: int, db: Db) -> StreamingResponse:
+    """The model archive as uploaded, streamed; edge agents send ``Authorization: Bearer <rollout token>``."""
     entry = db.get(ModelVersion, model_id)
     if entry is None:
         raise HTTPException(404, "no such model")
     try:
-        blob = request.app.state.store.get(entry.archive_key)
+        archive = request.app.state.store.open(entry.archive_key)
     except MediaNotFound:
         raise HTTPException(404, "model archive missing from the store") from None
     filename = f"{entry.name}-{entry.version}.{PurePosixPath(entry.archive_key).name.split('.', 1)[1]}"
-    return Response(
-        blob,
-        media_type=entry.archive_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
-    )
+    headers = {
+        "Content-Length": str(entry.archive_bytes),
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store",
+    }
+    media_type = entry.archive_type
+    db.close()  # a slow download needs only the file: the database connection goes back to the pool now
+    return StreamingResponse(_chunks(archive), media_type=media_type, headers=headers)
