@@ -1,30 +1,43 @@
-"""Start and promote rollouts end to end: find the agents, move the rollout's state machine, commit, then
-publish the commands over MQTT. The web routes and ``brightkitchen dashboard models`` both go through here,
-so a rollout started from either behaves the same.
+"""Start, promote and abort rollouts end to end: find the agents, move the rollout's state machine, commit,
+then publish the commands over MQTT. The web routes and ``brightkitchen dashboard models`` both go through
+here, so a rollout started from either behaves the same. A rollout that stops (aborted here, or failed by an
+agent's reply in the ingest) sends the agents that had switched back to their previous model.
 
 Example::
 
     rollout = begin_rollout(db, cfg, model, ["r-0001/box-1", "r-0002/box-1"], "https://dash.example.com")
+    abort_rollout(db, cfg, rollout)
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+import contextlib
+import logging
+
+from sqlalchemy import event, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.commands import CommandPublishError, publish_commands
 from dashboard.config import DashboardConfig
 from dashboard.models import Agent, ModelVersion, Rollout
-from dashboard.rollout import Command, RolloutError, fail_to_send, promote, start_rollout
+from dashboard.rollout import (
+    SWITCH_BACK_DUE,
+    Command,
+    RolloutError,
+    abort,
+    fail_to_send,
+    fail_to_send_back,
+    promote,
+    start_rollout,
+    switch_back,
+)
+
+log = logging.getLogger(__name__)
 
 
 class UnknownAgent(RolloutError):
     """An agent id that is not ``restaurant/agent`` of an agent the dashboard knows."""
-
-
-def download_url(base_url: str, model_id: int) -> str:
-    """Where agents fetch a model's archive: ``base_url`` is how they reach the dashboard."""
-    return f"{base_url.rstrip('/')}/api/v1/models/{model_id}/download"
 
 
 def find_agents(db: Session, keys: list[str]) -> list[Agent]:
@@ -45,8 +58,10 @@ def _send(db: Session, cfg: DashboardConfig, rollout: Rollout, commands: list[Co
     try:
         publish_commands(cfg.mqtt, commands)
     except CommandPublishError as exc:
-        fail_to_send(rollout, commands, str(exc))
+        fail_to_send(db, rollout, commands, str(exc))
         db.commit()
+        with contextlib.suppress(CommandPublishError):  # the same broker: a refusal is on the targets
+            send_switch_backs(db, cfg)  # a canary that switched before this promote
         raise CommandPublishError(f"rollout {rollout.id} failed: {exc}") from None
 
 
@@ -63,12 +78,7 @@ def begin_rollout(
     Raises ``UnknownAgent``, ``RolloutError`` (busy or repeated agents) or ``CommandPublishError``.
     """
     rollout, commands = start_rollout(
-        db,
-        model,
-        find_agents(db, agent_keys),
-        download_url(base_url, model.id),
-        cfg.registry.download_token_ttl_s,
-        user_id,
+        db, model, find_agents(db, agent_keys), base_url, cfg.registry.download_token_ttl_s, user_id
     )
     _send(db, cfg, rollout, commands)
     return rollout
@@ -81,8 +91,57 @@ def promote_rollout(
 
     Raises ``RolloutError`` (not ``canary_ok``) or ``CommandPublishError``.
     """
-    commands = promote(
-        db, rollout, download_url(base_url, rollout.model_id), cfg.registry.download_token_ttl_s, user_id
-    )
+    commands = promote(db, rollout, base_url, cfg.registry.download_token_ttl_s, user_id)
     _send(db, cfg, rollout, commands)
     return commands
+
+
+def abort_rollout(db: Session, cfg: DashboardConfig, rollout: Rollout, user_id: int | None = None) -> None:
+    """Stop an unfinished rollout and send its agents that switched back to their previous model; committed.
+
+    Raises ``RolloutError`` (already done, failed or aborted) or ``CommandPublishError`` (the rollout is
+    aborted all the same; the targets say the switch-back was not sent).
+    """
+    abort(db, rollout, user_id)
+    try:
+        send_switch_backs(db, cfg)
+    except CommandPublishError as exc:
+        raise CommandPublishError(
+            f"rollout {rollout.id} aborted, but no agent was sent back: {exc}"
+        ) from None
+
+
+def send_switch_backs(db: Session, cfg: DashboardConfig) -> list[Command]:
+    """Send every switch-back that is due, of any rollout (committed first); the commands sent.
+
+    A broker failure marks them ``revert_failed`` (committed) and is raised.
+    """
+    commands = switch_back(db, cfg.registry.download_token_ttl_s)
+    db.commit()
+    if commands:
+        try:
+            publish_commands(cfg.mqtt, commands)
+        except CommandPublishError as exc:
+            fail_to_send_back(db, commands, str(exc))
+            db.commit()
+            raise
+    return commands
+
+
+def send_switch_backs_after_commit(sessions: sessionmaker[Session], cfg: DashboardConfig) -> None:
+    """Make every session of ``sessions`` send the switch-backs that it made due, once it has committed.
+
+    For the ingest, where agents' replies and stats fail rollouts (``dashboard.rollout`` flags the session
+    with ``SWITCH_BACK_DUE``). A database error leaves them due, for the next rollout that stops.
+    """
+
+    def after_commit(session: Session) -> None:
+        if not session.info.pop(SWITCH_BACK_DUE, False):
+            return
+        try:
+            with sessions() as own:
+                send_switch_backs(own, cfg)
+        except (CommandPublishError, SQLAlchemyError) as exc:
+            log.error("switch-back commands not sent: %s", exc)
+
+    event.listen(sessions, "after_commit", after_commit)

@@ -321,8 +321,9 @@ class ModelVersion(Base):
 class Rollout(Base):
     """Sending one model to chosen agents: a canary first, the rest after ``promote``.
 
-    ``state``: canary → canary_ok → rolling → done, or failed (nothing more is sent). The download token is
-    kept only as its SHA-256; it allows downloading this rollout's model until ``token_expires_at``.
+    ``state``: canary → canary_ok → rolling → done, or failed / aborted (nothing more is sent, and the agents
+    that had switched are sent back to their previous model). The download token is kept only as its
+    SHA-256; it allows downloading this rollout's model until ``token_expires_at`` or the rollout stops.
     """
 
     __tablename__ = "rollouts"
@@ -333,6 +334,9 @@ class Rollout(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     token_expires_at: Mapped[datetime]
+    base_url: Mapped[str | None] = mapped_column(
+        String(2048), doc="where the agents download from; None for rollouts from before revision 0005"
+    )
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(default=now_utc)
@@ -345,8 +349,9 @@ class Rollout(Base):
 
 class RolloutTarget(Base):
     """One agent of a rollout. ``state``: pending → sent → switched (reply ok) → running (stats show the
-    model, no camera errors); or failed, rolled_back (the agent went back), skipped (the rollout failed),
-    superseded (a later rollout sent this agent another model)."""
+    model, no camera errors); or failed, rolled_back (the agent went back), skipped (the rollout stopped),
+    superseded (a later rollout sent this agent another model). An agent that had switched when its
+    rollout stopped goes revert_due → reverting (``SwitchBack`` sent) → reverted, or revert_failed."""
 
     __tablename__ = "rollout_targets"
     __table_args__ = (Index("ix_rollout_targets_agent", "restaurant_id", "agent_id", "state"),)
@@ -362,5 +367,26 @@ class RolloutTarget(Base):
     sent_at: Mapped[datetime | None]
     switched_at: Mapped[datetime | None] = mapped_column(doc="the agent's clock, from its reply")
     updated_at: Mapped[datetime] = mapped_column(default=now_utc)
+    # What the agent ran when the rollout started (its availability or stats): what it is sent back to.
+    previous_model_name: Mapped[str | None] = mapped_column(String(64))
+    previous_model_version: Mapped[str | None] = mapped_column(String(32))
 
     rollout: Mapped[Rollout] = relationship(back_populates="targets")
+
+
+class SwitchBack(Base):
+    """The ``switch_model`` command that sends one agent of a stopped rollout back to its previous model,
+    with a download token of its own (that model only, until ``token_expires_at``)."""
+
+    __tablename__ = "switch_backs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("rollout_targets.id"), unique=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), doc="the agent's previous model")
+    command_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_expires_at: Mapped[datetime]
+    sent_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+    target: Mapped[RolloutTarget] = relationship()
+    model: Mapped[ModelVersion] = relationship()

@@ -8,6 +8,7 @@ The same checks and state changes as the ``/models`` page and ``/api/v1/models``
     brightkitchen dashboard models rollout --config configs/dashboard.yaml --model bk-detector:1.1.0 \
         --canary r-0001/box-1 --agent r-0002/box-1
     brightkitchen dashboard models promote --config configs/dashboard.yaml 7
+    brightkitchen dashboard models abort --config configs/dashboard.yaml 7
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ T = TypeVar("T")
 
 app = typer.Typer(
     help="Model registry: upload a model, list the registry, roll a model out to a canary agent, then "
-    "promote it to the others (what the /models page does, straight on the database and broker).",
+    "promote it to the others or abort it (what the /models page does, straight on the database and "
+    "broker).",
     no_args_is_help=True,
 )
 
@@ -208,5 +210,35 @@ def models_promote(
             _fail(f"no rollout {rollout_id}")
         sent = promote_rollout(s, cfg, rollout, base_url)
         return f"rollout {rollout_id} promoted: sent to {len(sent)} more agent(s), state {rollout.state}"
+
+    typer.echo(_registry(config, action))
+
+
+@app.command("abort")
+def models_abort(
+    config: ConfigOpt,
+    rollout_id: Annotated[int, typer.Argument(help="the id `models rollout` printed")],
+) -> None:
+    """Stop an unfinished rollout and send the agents that had switched back to their previous model.
+
+    Agents not yet sent the model are skipped. Each agent that switched gets switch_model for the model it
+    ran when the rollout started, which must be in the registry; the model page follows their replies.
+    """
+    from dashboard.deploy import abort_rollout
+    from dashboard.models import Rollout
+
+    def action(cfg: DashboardConfig, s: Session) -> str:
+        rollout = s.get(Rollout, rollout_id)
+        if rollout is None:
+            _fail(f"no rollout {rollout_id}")
+        abort_rollout(s, cfg, rollout)
+        back = [t for t in rollout.targets if t.state == "reverting"]
+        lines = [f"rollout {rollout_id} aborted: {len(back)} agent(s) sent back to their previous model"]
+        lines += [
+            f"  {t.restaurant_id}/{t.agent_id}: {t.message}"
+            for t in rollout.targets
+            if t.state == "revert_failed"
+        ]
+        return "\n".join(lines)
 
     typer.echo(_registry(config, action))

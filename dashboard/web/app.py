@@ -102,9 +102,11 @@ def create_app(
         stop = threading.Event()
         thread = None
         if with_ingest:
+            from dashboard.deploy import send_switch_backs_after_commit
             from dashboard.ingest import IngestWorker
             from dashboard.persist import Persister
 
+            send_switch_backs_after_commit(sessions, cfg)
             worker = IngestWorker(cfg.mqtt, Persister(sessions, store))
             thread = threading.Thread(target=worker.run_forever, args=(stop,), name="ingest", daemon=True)
             thread.start()

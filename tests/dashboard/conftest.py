@@ -472,7 +472,8 @@ def tcp_proxy() -> Iterator[Callable[[tuple[str, int]], TcpProxy]]:
 
 
 class CommandListener:
-    """Subscribes to every agent's command topic (as an edge agent would) and decodes what arrives."""
+    """Subscribes to every agent's command topic (as an edge agent would) and decodes what arrives;
+    ``topics[i]`` is where ``commands[i]`` was published."""
 
     def __init__(self, port: int) -> None:
         import threading
@@ -480,6 +481,7 @@ class CommandListener:
         from brightkitchen.contract import decode
 
         self.commands: list[Any] = []
+        self.topics: list[str] = []
         self._lock = threading.Lock()
         subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="cmd-listener", protocol=mqtt.MQTTv5)
@@ -488,6 +490,7 @@ class CommandListener:
         def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
             with self._lock:
                 self.commands.append(decode(msg.topic, msg.payload))
+                self.topics.append(msg.topic)
 
         self.client.on_message = on_message
         self.client.connect("127.0.0.1", port)

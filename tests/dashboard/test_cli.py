@@ -1,6 +1,6 @@
 """The dashboard as an operator runs it: admin commands, then ``serve --with-ingest`` as a real process
 against a real Mosquitto; an alert published over MQTT shows up in the API and on the live stream. And as
-ML staff run it: ``dashboard models`` uploads, lists, rolls out and promotes."""
+ML staff run it: ``dashboard models`` uploads, lists, rolls out, promotes and aborts."""
 
 from __future__ import annotations
 
@@ -240,3 +240,30 @@ def test_models_rollout_needs_the_public_url_and_a_broker(
     assert r.exit_code == 1 and "rollout 1 failed: cannot reach" in r.stderr, r.output
     with sessions() as s:
         assert s.get(Rollout, 1).state == "failed"
+
+
+@pytest.mark.parametrize("db_config", ["sqlite"], indirect=True)
+def test_models_abort_sends_the_switched_agents_back(
+    models_config: Path, make_model_folder, sessions, command_listener
+) -> None:
+    for version in ("1.0.0", "0.9"):  # the agents run 0.9: the model they go back to
+        assert _models(models_config, "upload", str(make_model_folder(version=version))).exit_code == 0
+    args = ("rollout", "--model", "tiny:1.0.0", "--canary", "r-a/box-1", "--agent", "r-a/box-2")
+    assert _models(models_config, *args).exit_code == 0
+    command_listener.wait_for(1)
+    with sessions.begin() as s:  # the state machine itself is tested in test_rollout.py
+        s.get(Rollout, 1).targets[0].state = "switched"
+
+    r = _models(models_config, "abort", "1")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == "rollout 1 aborted: 1 agent(s) sent back to their previous model"
+    back = command_listener.wait_for(2)[1]
+    assert command_listener.topics[1] == "bk/v1/r-a/agent/box-1/command"
+    assert (back.action, back.model.version) == ("switch_model", "0.9")
+    assert back.model.url == "https://dash.example.com/api/v1/models/2/download"
+    with sessions() as s:
+        assert [t.state for t in s.get(Rollout, 1).targets] == ["reverting", "skipped"]
+    again = _models(models_config, "abort", "1")
+    assert again.exit_code == 1 and "rollout 1 is aborted; only an unfinished rollout" in again.stderr
+    unknown = _models(models_config, "abort", "99")
+    assert unknown.exit_code == 1 and unknown.stderr.strip() == "error: no rollout 99"

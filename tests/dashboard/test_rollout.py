@@ -1,5 +1,6 @@
-"""Rollouts: canary, promote, done; failures and rollbacks stop them; commands go over a real Mosquitto (also
-with the ACL written by ``mqtt-credentials``); which agent runs what, and false positives per model."""
+"""Rollouts: canary, promote, done; failures, rollbacks and aborts stop them, and the agents that had switched
+are sent back to their previous model; commands go over a real Mosquitto (also with the ACL written by
+``mqtt-credentials``); which agent runs what, and false positives per model."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from brightkitchen.contract import (
     AvailabilityMessage,
@@ -20,6 +22,8 @@ from brightkitchen.contract import (
     utc_now,
 )
 from dashboard.config import MqttSection
+from dashboard.deploy import send_switch_backs_after_commit
+from dashboard.models import AgentReply, AuditLog
 from dashboard.mqtt_auth import write_mosquitto_auth
 
 pytestmark = pytest.mark.parametrize("db_config", ["sqlite"], indirect=True)  # storage is covered elsewhere
@@ -81,21 +85,34 @@ def _stats(persister, key: str, version: str = "1.0.0", error: str | None = None
     )
 
 
+def _upload(ml: Any, folder: Path) -> int:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        tf.add(folder, arcname=folder.name)
+    r = ml.post(
+        "/api/v1/models", files={"archive": ("m.tar.gz", buf.getvalue())}, headers={"X-CSRF-Token": ml.csrf}
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
 @pytest.fixture
 def registry(login, tenants, make_model_folder, persister, db_config, broker) -> dict[str, Any]:
     """The test broker for commands, three agents on model 0.9, and model tiny 1.0.0 in the registry."""
     db_config.mqtt = MqttSection(port=broker.port)
     ml = login("ml")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        tf.add(make_model_folder(version="1.0.0"), arcname="tiny-1.0.0")
-    r = ml.post(
-        "/api/v1/models", files={"archive": ("m.tar.gz", buf.getvalue())}, headers={"X-CSRF-Token": ml.csrf}
-    )
-    assert r.status_code == 201, r.text
+    model_id = _upload(ml, make_model_folder(version="1.0.0"))
     for key in AGENTS:
         _online(persister, key)
-    return {"ml": ml, "model": r.json()["id"]}
+    return {"ml": ml, "model": model_id}
+
+
+@pytest.fixture
+def way_back(registry, make_model_folder, sessions, db_config) -> int:
+    """tiny 0.9, which the agents run, in the registry too; the ingest's switch-backs wired as in
+    ``brightkitchen dashboard ingest``. The id of 0.9."""
+    send_switch_backs_after_commit(sessions, db_config)
+    return _upload(registry["ml"], make_model_folder(version="0.9"))
 
 
 def _start(ml: Any, model_id: int, agents: list[str]) -> Any:
@@ -106,6 +123,10 @@ def _start(ml: Any, model_id: int, agents: list[str]) -> Any:
 
 def _promote(ml: Any, rollout_id: int) -> Any:
     return ml.post(f"/api/v1/rollouts/{rollout_id}/promote", headers={"X-CSRF-Token": ml.csrf})
+
+
+def _abort(user: Any, rollout_id: int) -> Any:
+    return user.post(f"/api/v1/rollouts/{rollout_id}/abort", headers={"X-CSRF-Token": user.csrf})
 
 
 def _state(ml: Any, rollout_id: int) -> tuple[str, list[str]]:
@@ -274,3 +295,142 @@ def test_the_pages_start_and_promote_a_rollout(registry, persister, command_list
     assert ml.post(f"/rollouts/{rollout['id']}/promote", data={"csrf_token": ml.csrf}).status_code == 303
     assert command_listener.wait_for(2)[1].model.version == "1.0.0"
     assert "rolling" in ml.get(f"/models/{model_id}").text
+
+
+def test_abort_during_the_canary_sends_the_canary_back(
+    registry, way_back, persister, command_listener, sessions, web
+) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, AGENTS).json()["id"]
+    (cmd,) = command_listener.wait_for(1)
+    _reply(persister, cmd, "r-a/box-1")
+    assert _state(ml, rid) == ("canary", ["switched", "pending", "pending"])
+    page = ml.get(f"/models/{model_id}").text
+    assert f'action="/rollouts/{rid}/abort"' in page and "Abort and switch back" in page
+    assert "(before: tiny 0.9)" in page
+    assert ml.post(f"/rollouts/{rid}/abort", data={}).status_code == 403  # no CSRF token
+    r = ml.post(f"/rollouts/{rid}/abort", data={"csrf_token": ml.csrf})
+    assert r.status_code == 303 and r.headers["location"] == f"/models/{model_id}"
+
+    _, back = command_listener.wait_for(2)
+    assert command_listener.topics[1] == "bk/v1/r-a/agent/box-1/command"
+    assert back.action == "switch_model" and back.command_id != cmd.command_id
+    assert (back.model.name, back.model.version) == ("tiny", "0.9")
+    assert back.model.url == f"https://testserver/api/v1/models/{way_back}/download"
+    rollout = ml.get(f"/api/v1/rollouts/{rid}").json()
+    assert (rollout["state"], [t["state"] for t in rollout["targets"]]) == (
+        "aborted",
+        ["reverting", "skipped", "skipped"],
+    )
+    assert "1 agent(s) that had switched are sent back" in rollout["message"]
+    assert rollout["targets"][0]["previous_model"] == "tiny 0.9"
+    agent = web()  # the switch-back's token fetches the previous model only; the rollout's has expired
+    bearer = {"Authorization": f"Bearer {back.model.token}"}
+    assert agent.get(f"/api/v1/models/{way_back}/download", headers=bearer).status_code == 200
+    assert agent.get(f"/api/v1/models/{model_id}/download", headers=bearer).status_code == 403
+    stale = {"Authorization": f"Bearer {cmd.model.token}"}
+    assert agent.get(f"/api/v1/models/{model_id}/download", headers=stale).status_code == 401
+
+    _reply(persister, back, "r-a/box-1", version="0.9", message="switched to tiny 0.9")
+    assert _state(ml, rid) == ("aborted", ["reverted", "skipped", "skipped"])
+    _reply(persister, cmd, "r-a/box-1", ok=False, version="0.9", message="rolled back automatically")
+    assert _state(ml, rid)[1][0] == "reverted"  # a late answer to the first command changes nothing
+    with sessions() as s:
+        assert s.scalar(select(AgentReply).where(AgentReply.command_id == back.command_id)).ok
+        (entry,) = s.scalars(select(AuditLog).where(AuditLog.action == "abort_rollout"))
+        assert (entry.target_id, entry.detail) == (str(rid), {"switch_back": 1})
+    assert _promote(ml, rid).status_code == 409
+    assert "Abort and switch back" not in ml.get(f"/models/{model_id}").text
+    assert _start(ml, model_id, ["r-a/box-1"]).status_code == 201  # an aborted rollout blocks nothing
+
+
+def test_a_failure_after_promote_sends_back_the_agents_that_switched(
+    registry, way_back, persister, command_listener
+) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, AGENTS).json()["id"]
+    (canary_cmd,) = command_listener.wait_for(1)
+    _reply(persister, canary_cmd, "r-a/box-1")
+    _stats(persister, "r-a/box-1")
+    assert _promote(ml, rid).status_code == 200
+    cmds = command_listener.wait_for(3)
+    _reply(persister, cmds[1], "r-a/box-2")
+    assert len(command_listener.commands) == 3
+    _reply(persister, cmds[2], "r-b/box-1", ok=False, version="0.9", message="model.onnx does not load")
+
+    backs = command_listener.wait_for(5)[3:]
+    assert sorted(command_listener.topics[3:]) == [
+        "bk/v1/r-a/agent/box-1/command",
+        "bk/v1/r-a/agent/box-2/command",
+    ]
+    assert {(c.action, c.model.version) for c in backs} == {("switch_model", "0.9")}
+    rollout = ml.get(f"/api/v1/rollouts/{rid}").json()
+    assert (rollout["state"], [t["state"] for t in rollout["targets"]]) == (
+        "failed",
+        ["reverting", "reverting", "failed"],
+    )
+    assert "does not load" in rollout["message"] and "2 agent(s) that had switched" in rollout["message"]
+    by_agent = dict(zip(command_listener.topics[3:], backs, strict=True))
+    _reply(persister, by_agent["bk/v1/r-a/agent/box-1/command"], "r-a/box-1", version="0.9")
+    _reply(
+        persister,
+        by_agent["bk/v1/r-a/agent/box-2/command"],
+        "r-a/box-2",
+        ok=False,
+        message="cannot download: 404",
+    )
+    assert _state(ml, rid) == ("failed", ["reverted", "revert_failed", "failed"])
+    assert "cannot download" in ml.get(f"/api/v1/rollouts/{rid}").json()["targets"][1]["message"]
+
+
+def test_an_agent_that_switches_after_the_abort_is_sent_back(
+    registry, way_back, persister, command_listener
+) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, AGENTS[:2]).json()["id"]
+    (canary_cmd,) = command_listener.wait_for(1)
+    _reply(persister, canary_cmd, "r-a/box-1")
+    _stats(persister, "r-a/box-1")
+    assert _promote(ml, rid).status_code == 200
+    late = command_listener.wait_for(2)[1]
+    assert _abort(ml, rid).status_code == 200  # r-a/box-2 has the command but has not answered yet
+    command_listener.wait_for(3)
+    assert _state(ml, rid) == ("aborted", ["reverting", "sent"])
+
+    _reply(persister, late, "r-a/box-2")  # it had the model already: it switches all the same
+    back = command_listener.wait_for(4)[3]
+    assert command_listener.topics[3] == "bk/v1/r-a/agent/box-2/command" and back.model.version == "0.9"
+    assert _state(ml, rid) == ("aborted", ["reverting", "reverting"])
+
+
+def test_abort_is_refused_for_a_finished_rollout_and_for_other_roles(
+    registry, persister, command_listener, login
+) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, ["r-b/box-1"]).json()["id"]
+    (cmd,) = command_listener.wait_for(1)
+    for user in ("rest-a", "insp-north"):
+        refused = _abort(login(user), rid)
+        assert refused.status_code == 403 and "role" in refused.text
+    assert _state(ml, rid) == ("canary", ["sent"])
+    _reply(persister, cmd, "r-b/box-1")
+    _stats(persister, "r-b/box-1")
+    assert _state(ml, rid) == ("done", ["running"])
+    done = _abort(ml, rid)
+    assert done.status_code == 409 and "only an unfinished rollout" in done.json()["detail"]
+    assert _abort(ml, 999).status_code == 404
+    assert _state(ml, rid) == ("done", ["running"]) and len(command_listener.commands) == 1
+
+
+def test_without_the_previous_model_in_the_registry_the_agent_is_not_sent_back(
+    registry, persister, command_listener
+) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, ["r-a/box-1"]).json()["id"]
+    (cmd,) = command_listener.wait_for(1)
+    _reply(persister, cmd, "r-a/box-1")
+    assert _abort(ml, rid).status_code == 200
+    rollout = ml.get(f"/api/v1/rollouts/{rid}").json()
+    assert (rollout["state"], rollout["targets"][0]["state"]) == ("aborted", "revert_failed")
+    assert "tiny 0.9 is not in the registry" in rollout["targets"][0]["message"]
+    assert len(command_listener.commands) == 1

@@ -14,7 +14,7 @@ from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from dashboard.registry import (
     parse_report,
     register_model,
 )
-from dashboard.rollout import rollout_for_token
+from dashboard.rollout import UNFINISHED, download_grant
 from dashboard.web.auth import ApiUser, Csrf, Db, PageUser, Principal, api_principal, require_roles
 from dashboard.web.scope import restaurant_filter
 
@@ -45,6 +45,7 @@ class TargetOut(BaseModel):
     state: str
     message: str
     sent_at: datetime | None
+    previous_model: str | None = Field(description="what it ran before: where it goes back to if stopped")
 
 
 class RolloutOut(BaseModel):
@@ -80,6 +81,9 @@ def rollout_out(r: Rollout) -> RolloutOut:
                 state=t.state,
                 message=t.message,
                 sent_at=t.sent_at,
+                previous_model=(
+                    f"{t.previous_model_name} {t.previous_model_version}" if t.previous_model_name else None
+                ),
             )
             for t in r.targets
         ],
@@ -199,7 +203,12 @@ def model_page(request: Request, model_id: int, principal: PageUser, db: Db) -> 
     return request.app.state.templates.TemplateResponse(
         request,
         "models/detail.html",
-        {"m": detail, "all_agents": list(agents), "can_edit": principal.role in EDIT_ROLES},
+        {
+            "m": detail,
+            "all_agents": list(agents),
+            "can_edit": principal.role in EDIT_ROLES,
+            "unfinished": UNFINISHED,
+        },
     )
 
 
@@ -232,15 +241,16 @@ def get_model(model_id: int, principal: ApiUser, db: Db) -> ModelDetail:
 
 
 def download_access(request: Request, db: Db) -> None:
-    """A rollout's token for this very model and not expired, or an admin/ML login."""
+    """A rollout's (or switch-back's) token for this very model and not expired, or an admin/ML login."""
     auth = request.headers.get("authorization", "")
-    rollout = rollout_for_token(db, auth[7:].strip()) if auth[:7].lower() == "bearer " else None
-    if rollout is None:
+    grant = download_grant(db, auth[7:].strip()) if auth[:7].lower() == "bearer " else None
+    if grant is None:
         require_roles(api_principal(request, db), *EDIT_ROLES)
         return
-    if str(rollout.model_id) != request.path_params.get("model_id"):
+    model_id, expires_at = grant
+    if str(model_id) != request.path_params.get("model_id"):
         raise HTTPException(403, "this download token is for another model")
-    if rollout.token_expires_at <= now_utc():
+    if expires_at <= now_utc():
         raise HTTPException(401, "the download token has expired", headers={"WWW-Authenticate": "Bearer"})
 
 

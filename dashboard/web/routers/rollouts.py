@@ -1,7 +1,8 @@
-"""Rollouts: send a registry model to chosen agents (canary first), promote to all, follow their state.
+"""Rollouts: send a registry model to chosen agents (canary first), promote to all, abort, follow their state.
 
-Starting and promoting need the ML or admin role; the commands go out over MQTT with the dashboard's
-broker login, and each carries a download URL on this dashboard with the rollout's bearer token.
+Starting, promoting and aborting need the ML or admin role; the commands go out over MQTT with the
+dashboard's broker login, and each carries a download URL on this dashboard with a bearer token. Aborting
+sends the agents that had switched back to the model they ran before.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from dashboard.commands import CommandPublishError
-from dashboard.deploy import UnknownAgent, begin_rollout, promote_rollout
+from dashboard.deploy import UnknownAgent, abort_rollout, begin_rollout, promote_rollout
 from dashboard.models import ModelVersion, Rollout
 from dashboard.rollout import RolloutError
 from dashboard.web.auth import ApiUser, Csrf, Db, PageUser, Principal, require_roles
@@ -66,6 +67,21 @@ def _promote(request: Request, db: Session, principal: Principal, rollout_id: in
     return rollout
 
 
+def _abort(request: Request, db: Session, principal: Principal, rollout_id: int) -> Rollout:
+    """404 (rollout), 409 (done, failed or aborted already), 502 (broker: aborted, nobody sent back)."""
+    require_roles(principal, *EDIT_ROLES)
+    rollout = db.get(Rollout, rollout_id)
+    if rollout is None:
+        raise HTTPException(404, "no such rollout")
+    try:
+        abort_rollout(db, request.app.state.cfg, rollout, principal.user.id)
+    except RolloutError as exc:
+        raise HTTPException(409, str(exc)) from None
+    except CommandPublishError as exc:
+        raise HTTPException(502, str(exc)) from None
+    return rollout
+
+
 @router.post("/models/{model_id}/rollouts", include_in_schema=False, dependencies=[Csrf])
 def rollout_form(
     request: Request,
@@ -86,6 +102,12 @@ def promote_form(request: Request, rollout_id: int, principal: PageUser, db: Db)
     return RedirectResponse(f"/models/{rollout.model_id}", status_code=303)
 
 
+@router.post("/rollouts/{rollout_id}/abort", include_in_schema=False, dependencies=[Csrf])
+def abort_form(request: Request, rollout_id: int, principal: PageUser, db: Db) -> RedirectResponse:
+    rollout = _abort(request, db, principal, rollout_id)
+    return RedirectResponse(f"/models/{rollout.model_id}", status_code=303)
+
+
 @router.post("/api/v1/models/{model_id}/rollouts", status_code=201, tags=["rollouts"], dependencies=[Csrf])
 def rollout_api(request: Request, model_id: int, body: RolloutIn, principal: ApiUser, db: Db) -> RolloutOut:
     """Roll a model out: the first agent gets ``switch_model`` now, the others on promote (admins, ML)."""
@@ -96,6 +118,13 @@ def rollout_api(request: Request, model_id: int, body: RolloutIn, principal: Api
 def promote_api(request: Request, rollout_id: int, principal: ApiUser, db: Db) -> RolloutOut:
     """After a good canary (state canary_ok): send the model to every other agent of the rollout."""
     return rollout_out(_promote(request, db, principal, rollout_id))
+
+
+@router.post("/api/v1/rollouts/{rollout_id}/abort", tags=["rollouts"], dependencies=[Csrf])
+def abort_api(request: Request, rollout_id: int, principal: ApiUser, db: Db) -> RolloutOut:
+    """Stop an unfinished rollout: nothing more is sent, and the agents that had switched are sent back to
+    the model they ran before (state aborted; admins, ML)."""
+    return rollout_out(_abort(request, db, principal, rollout_id))
 
 
 @router.get("/api/v1/rollouts/{rollout_id}", tags=["rollouts"])
