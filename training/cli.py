@@ -171,8 +171,14 @@ def export_cmd(
     training = {}
     if fit_json.exists():
         fit_info = json.loads(fit_json.read_text())
+        opts = fit_info["options"]
+        results_csv = weights.parent.parent / "results.csv"
+        epochs_run = len(results_csv.read_text().splitlines()) - 1 if results_csv.exists() else None
         training = {
-            **{k: fit_info["options"].get(k) for k in ("epochs", "imgsz", "batch", "arch", "weights")},
+            **{k: opts.get(k) for k in ("imgsz", "batch", "arch", "weights", "hours")},
+            # epochs actually run (a --hours budget re-plans them), one results.csv row each
+            "epochs": epochs_run or opts["epochs"],
+            "train_arguments": opts.get("extra") or {},
             "train_seconds": fit_info.get("train_seconds"),
             "machine": fit_info.get("machine"),
         }

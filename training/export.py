@@ -112,7 +112,7 @@ def render_card(card: ModelCard) -> str:
         )
     if t:
         lines += ["", "## Training", ""]
-        for key in ("machine", "train_seconds", "epochs", "imgsz", "batch", "arch"):
+        for key in ("machine", "train_seconds", "epochs", "imgsz", "batch", "arch", "train_arguments"):
             if key in t:
                 lines.append(f"- {key.replace('_', ' ')}: {t[key]}")
         ds = t.get("dataset", {})

@@ -44,6 +44,7 @@ def test_export_writes_a_complete_model_folder(tiny_run: dict[str, Path]) -> Non
     assert card.classes == list(CLASS_NAMES)
     assert card.latency_ms["cpu_2_threads"] > 0
     assert card.training["dataset"]["seeds"] == [5151]
+    assert card.training["epochs"] == 1 and card.training["train_arguments"] == {"warmup_epochs": 0}
     labels = json.loads((model / "labels.json").read_text())
     assert [x["name"] for x in labels] == list(CLASS_NAMES)
     assert "sha256" in (model / "README.md").read_text()
