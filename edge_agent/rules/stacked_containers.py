@@ -22,16 +22,17 @@ class Params(BaseModel):
         0.5, gt=0, le=1, description="horizontal overlap as a share of the narrower container's width"
     )
     top_band: float = Field(
-        0.75,
+        0.85,
         gt=0,
         le=1,
         description="the upper one's bottom edge lies within this share of the lower's height",
     )
     min_rise: float = Field(
-        0.3,
-        gt=0,
+        0.0,
+        ge=0,
         le=1,
-        description="the upper one's top is above the lower's top by this share of its height",
+        description="the upper one's top is above the lower's top by at least this share of its height "
+        "(0: not below it; a nested container's top is below)",
     )
 
 
