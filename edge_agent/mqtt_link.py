@@ -120,12 +120,16 @@ class MqttLink:
         if self._pump is not None:
             self._pump.join(timeout=5)
         if self.connected.is_set():
-            if last_words is not None:
-                self.client.publish(*last_words, qos=1).wait_for_publish(2)
             msg = AvailabilityMessage(
                 restaurant=self._restaurant, agent=self._agent, status="offline", at=utc_now()
             )
-            self.client.publish(self._avail_topic, encode(msg), qos=1, retain=True).wait_for_publish(2)
+            goodbye = [(*last_words, False)] if last_words is not None else []
+            goodbye.append((self._avail_topic, encode(msg), True))
+            try:
+                for topic, payload, retain in goodbye:
+                    self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(2)
+            except (RuntimeError, ValueError) as exc:  # the broker went away while we were stopping
+                log.warning("could not say goodbye to the broker (%s); its last will says offline", exc)
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -209,3 +209,15 @@ def test_commands_arrive_and_replies_leave_through_the_outbox(
         assert commands[0].command_id == cmd.command_id
     finally:
         link.stop()
+
+
+def test_stop_survives_a_broker_that_vanished_while_stopping(broker: Broker, tmp_path: Path) -> None:
+    """The demo stops broker and agent together: the agent still saw the link up when it sent its final
+    stats and `offline`, and the publish raised instead of the agent stopping cleanly."""
+    link = _link(broker, Outbox(tmp_path / "o.sqlite", 10**6))
+    link.start()
+    wait_until(link.connected.is_set, what="connected")
+    broker.kill()
+    wait_until(lambda: not link.connected.is_set(), what="the link to notice")
+    link.connected.set()  # the moment before it noticed: the flag still says connected
+    link.stop(last_words=("bk/v1/r-a/agent/box-1/stats", b"{}"))
