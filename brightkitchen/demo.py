@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -195,6 +196,17 @@ def prepare(workdir: Path, broker_port: int, http_port: int, model: Path) -> dic
     return passwords
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the demo and its services, even when started with SIGINT ignored (a shell
+    ignores it for background jobs, and Python then never turns it into KeyboardInterrupt)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+
+
 @app.command("run")
 def run(
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its database, media, logs.")] = Path(
@@ -222,6 +234,7 @@ def run(
     passwords = prepare(workdir, broker_port, http_port, model or shipped_model())
 
     services: list[Service] = []
+    _stop_on_signals()
     try:
         services.append(_start("mosquitto", [mosquitto, "-c", str(workdir / "mosquitto.conf")], workdir))
         wait_for_port(broker_port, 10, services[-1].proc, "mosquitto", services[-1].log_path)

@@ -43,6 +43,8 @@ def test_demo_shows_real_alerts_within_a_minute(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # as from `make demo &` in a script: the shell starts background jobs with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     db = workdir / "dashboard.db"
     first_alert_s = None
