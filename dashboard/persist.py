@@ -156,12 +156,9 @@ class Persister:
                         results[i] = self._apply(session, msg)
                 except (ContractError, Rejected) as exc:
                     refuse(i, exc)
-            for i, outcome in self._events(session, events).items():
-                if isinstance(outcome, Rejected):
-                    refuse(i, outcome)
-                else:
-                    results[i] = outcome
-            for i, outcome in self._media(session, media).items():
+            outcomes = self._events(session, events)
+            outcomes |= self._media(session, media)  # after the events: media check their owners
+            for i, outcome in outcomes.items():
                 if isinstance(outcome, Rejected):
                     refuse(i, outcome)
                 else:
