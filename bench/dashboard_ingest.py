@@ -190,7 +190,10 @@ def main() -> None:
         pub.disconnect()
         if args.backlog:
             workers = start_workers()
+            started = time.monotonic()
             while stored() == 0:  # worker start-up (imports, connect) is not the ingest's rate
+                if time.monotonic() - started > 120:
+                    raise SystemExit("the restarted workers stored nothing within 120 s")
                 time.sleep(0.01)
             t0 = time.perf_counter()
         while (done := stored()) < args.events:
