@@ -380,23 +380,21 @@ def noodles(c: _Canvas, L: float) -> None:
 
 
 def duck_slices(c: _Canvas, L: float) -> None:
+    """Roast duck / char siu slices: glazed mahogany skin over browned meat (raw pork belly is pale and pink)."""
     r = c.rng
     n = int(r.integers(4, 8))
     w = L / n
+    meat = _jit(r, (175, 105, 70), 10)
     for k in range(n):
         x = -L / 2 + (k + 0.5) * w
         poly = np.array(
             [[x - w * 0.6, -L * 0.2], [x + w * 0.6, -L * 0.2], [x + w * 0.6, L * 0.2], [x - w * 0.6, L * 0.2]]
         )
-        c.paint(
-            c.mask([(poly * c.ppc + [c.w / 2, c.h / 2]).astype(np.int32)]),
-            _jit(r, (225, 195, 170)),
-            0.05,
-            dome=0.2,
-        )
-        c.lines([(x - w * 0.6, -L * 0.2), (x + w * 0.6, -L * 0.2)], _jit(r, (125, 45, 20), 10), L * 0.1, 1.0)
-        c.lines([(x - w * 0.6, -L * 0.2), (x - w * 0.6, L * 0.2)], (150, 110, 90), 0.08, 0.6)
-    c.highlight(0, -L * 0.2, L * 0.08, 0.3)
+        c.paint(c.mask([(poly * c.ppc + [c.w / 2, c.h / 2]).astype(np.int32)]), meat, 0.08, dome=0.2)
+        skin = _jit(r, (105, 35, 15), 8)
+        c.lines([(x - w * 0.6, -L * 0.17), (x + w * 0.6, -L * 0.17)], skin, L * 0.14, 1.0)
+        c.lines([(x - w * 0.6, -L * 0.2), (x - w * 0.6, L * 0.2)], (90, 45, 25), 0.1, 0.7)
+    c.highlight(0, -L * 0.17, L * 0.1, 0.35)  # glaze
 
 
 # category -> [(look name, drawer, typical length range cm)]

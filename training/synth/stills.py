@@ -21,7 +21,7 @@ from training.synth.photometric import apply_look, sample_look
 from training.synth.render import Label, Rendered, Renderer
 from training.synth.scene import sample_scene
 
-GENERATOR_VERSION = "synth-stills/2"
+GENERATOR_VERSION = "synth-stills/3"
 
 
 @dataclass
