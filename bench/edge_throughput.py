@@ -307,8 +307,7 @@ def run_ultralytics(args: argparse.Namespace) -> dict[str, Any]:
         cfg = base_config(args.model, [clip], file_fps / stride, args, realtime=False)
         cam = cfg.cameras[0]
         rules = build_rules(cam.rules, LabelMap(labels), cfg.palette)
-        t = cfg.tracking
-        tracker = Tracker(iou=t.iou, high_confidence=t.high_confidence, lost_s=t.lost_s)
+        tracker = Tracker.from_config(cfg.tracking, labels)
         events = EventTracker(cam.id, cam.rules)
         log = AlertLog()
         started = datetime.now(UTC)

@@ -56,6 +56,9 @@ class TrackingSection(_Strict):
     iou: float = Field(0.3, gt=0, lt=1, description="least box overlap that continues a track")
     high_confidence: float = Field(0.5, gt=0, lt=1, description="below this a box only continues tracks")
     lost_s: float = Field(3.0, gt=0, description="how long a track survives unseen (hands, knives)")
+    same_kind_iou: float = Field(
+        0.6, gt=0, le=1, description="two labels of one kind (foods, boards) overlapping this much: one object"
+    )
 
 
 class OutboxSection(_Strict):
@@ -76,6 +79,9 @@ class MotionSection(_Strict):
     pixel_threshold: int = Field(18, ge=1, le=255, description="grey-level change that counts as motion")
     min_area_fraction: float = Field(0.002, gt=0, lt=1, description="share of changed pixels that counts")
     forced_interval_s: float = Field(2.0, gt=0, description="run the detector at least this often")
+    max_detect_fps: float | None = Field(
+        None, gt=0, description="run the detector at most this often, even while things move (None: no cap)"
+    )
     width_px: int = Field(160, ge=32, le=1280, description="frames are compared at this width")
 
 

@@ -58,13 +58,9 @@ class CameraPipeline:
         self.inference_ms_total = 0.0
         self._detector: Detector | None = None
         self._rules: list[Rule] = []
-        self._tracker = self._new_tracker()
+        self._tracker = Tracker()
         self._dets = sv.Detections.empty()
         self._awaiting_clip: dict[str, Event] = {}
-
-    def _new_tracker(self) -> Tracker:
-        t = self.cfg.tracking
-        return Tracker(iou=t.iou, high_confidence=t.high_confidence, lost_s=t.lost_s)
 
     def _use(self, detector: Detector) -> None:
         """A new (or switched) model: rules read its label map, tracks start afresh."""
@@ -72,7 +68,7 @@ class CameraPipeline:
             log.info("camera %s now uses model %s", self.camera.id, detector.card.ref)
         self._detector = detector
         self._rules = build_rules(self.camera.rules, LabelMap(detector.labels), self.cfg.palette)
-        self._tracker = self._new_tracker()
+        self._tracker = Tracker.from_config(self.cfg.tracking, detector.labels)
         self._dets = sv.Detections.empty()
 
     @property

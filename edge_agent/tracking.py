@@ -5,14 +5,23 @@ Why not a library: supervision 0.31 dropped ``sv.ByteTrack``; its successor (Rob
 ``opencv-python`` (the GUI build, clashing with the headless one), ``requests`` and ``rich`` onto the box.
 Kitchen cameras are fixed and the tracked objects (boards, food, containers) move little and slowly, so
 ByteTrack's Kalman motion model buys nothing here: association is by IoU with the last seen box, per class.
+
+One object, one label: the detector's NMS is per class, so an ambiguous food can come out as two boxes on
+one spot (vegetable 0.50 and raw_seafood 0.37), and the weaker one would raise a board-misuse hit of its
+own. Before matching, boxes of one kind (``kinds``: food, board, ...) overlapping at least
+``same_kind_iou`` keep only the most confident.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import supervision as sv
+
+from brightkitchen.model_card import LabelInfo
+from edge_agent.config import TrackingSection
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -40,15 +49,31 @@ class _Track:
 class Tracker:
     """Assigns ``tracker_id`` to detections; unmatched weak detections are dropped."""
 
-    def __init__(self, iou: float = 0.3, high_confidence: float = 0.5, lost_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        iou: float = 0.3,
+        high_confidence: float = 0.5,
+        lost_s: float = 3.0,
+        kinds: Mapping[int, str] | None = None,
+        same_kind_iou: float = 0.6,
+    ) -> None:
         self.iou = iou
         self.high_confidence = high_confidence
         self.lost_s = lost_s
+        self.kinds = dict(kinds or {})
+        self.same_kind_iou = same_kind_iou
         self._tracks: list[_Track] = []
         self._next_id = 1
 
+    @classmethod
+    def from_config(cls, cfg: TrackingSection, labels: list[LabelInfo]) -> Tracker:
+        """The tracker a camera uses with a model: its label map says which classes are of one kind."""
+        kinds = {label.id: label.kind for label in labels}
+        return cls(cfg.iou, cfg.high_confidence, cfg.lost_s, kinds, cfg.same_kind_iou)
+
     def update(self, dets: sv.Detections, t: float) -> sv.Detections:
         """Match this frame's detections (at time ``t`` seconds) to the live tracks."""
+        dets = self._one_label_per_object(dets)
         self._tracks = [tr for tr in self._tracks if t - tr.last_t <= self.lost_s]
         n = len(dets)
         ids = np.full(n, -1, dtype=int)
@@ -67,6 +92,19 @@ class Tracker:
         kept = dets[ids >= 0]
         kept.tracker_id = ids[ids >= 0]
         return kept
+
+    def _one_label_per_object(self, dets: sv.Detections) -> sv.Detections:
+        """Drop boxes that overlap a more confident box of another class of the same kind."""
+        if not self.kinds or len(dets) < 2 or dets.class_id is None or dets.confidence is None:
+            return dets
+        kind = np.array([self.kinds.get(int(c), f"class-{c}") for c in dets.class_id], dtype=object)
+        overlap = iou_matrix(dets.xyxy, dets.xyxy) >= self.same_kind_iou
+        rival = overlap & (kind[:, None] == kind[None, :]) & (dets.class_id[:, None] != dets.class_id[None, :])
+        keep = np.ones(len(dets), dtype=bool)
+        for i in np.argsort(-dets.confidence):
+            if keep[i]:
+                keep[rival[i] & (dets.confidence < dets.confidence[i])] = False
+        return dets if keep.all() else dets[keep]
 
     def _match(
         self,

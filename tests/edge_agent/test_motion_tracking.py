@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_agent.config import MotionSection
+from edge_agent.config import MotionSection, TrackingSection
 from edge_agent.motion import MotionGate
 from edge_agent.tracking import Tracker
 
-from .helpers import dets
+from .helpers import LABELS, dets
 
 
 def _scene(x: int = 100) -> np.ndarray:
@@ -78,3 +78,32 @@ def test_classes_do_not_share_tracks() -> None:
     tr = Tracker()
     a = tr.update(dets(("raw_meat", 0, 0, 50, 50)), 0.0).tracker_id[0]
     assert tr.update(dets(("vegetable", 0, 0, 50, 50)), 0.2).tracker_id[0] != a
+
+
+def test_one_object_keeps_one_label_of_its_kind() -> None:
+    """Two food labels on one spot (per-class NMS keeps both): only the most confident reaches the rules."""
+    tr = Tracker.from_config(TrackingSection(), LABELS)
+    out = tr.update(
+        dets(
+            ("vegetable", 100, 100, 150, 150, 0.50),
+            ("raw_seafood", 101, 100, 151, 151, 0.45),
+            ("board_green", 98, 98, 152, 152, 0.9),  # another kind on the same spot stays
+            ("raw_meat", 300, 100, 350, 150, 0.9),  # food elsewhere stays
+        ),
+        0.0,
+    )
+    assert sorted(out.data["class_name"].tolist()) == ["board_green", "raw_meat", "vegetable"]
+
+
+def test_without_a_label_map_every_label_stays() -> None:
+    out = Tracker().update(
+        dets(("vegetable", 100, 100, 150, 150, 0.9), ("raw_seafood", 101, 100, 151, 151, 0.8)), 0.0
+    )
+    assert len(out) == 2
+
+
+def test_detector_rate_is_capped_while_things_keep_moving() -> None:
+    gate = MotionGate(MotionSection(forced_interval_s=100, max_detect_fps=2))
+    runs = [gate.check(_scene(100 + 10 * n), n / 6) for n in range(12)]  # moving every frame, 6 fps
+    assert [round(n / 6, 2) for n, r in enumerate(runs) if r] == [0.0, 0.5, 1.0, 1.5]
+    assert gate.frames_skipped == 8
