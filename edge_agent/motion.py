@@ -2,7 +2,9 @@
 
 Frames are compared at low resolution (grey, blurred, ``width_px`` wide) against the frame the detector
 last saw, so slow changes add up instead of slipping under the threshold frame by frame. The forced
-interval keeps a violation that stands still (a stack left in place) in view of the rules.
+interval keeps a violation that stands still (a stack left in place) in view of the rules. While things
+keep moving, ``max_detect_fps`` caps the detector's rate (Frigate's ``detect.fps`` idea): the rules wait
+seconds before they alert, so a few detections a second see every episode.
 """
 
 from __future__ import annotations
@@ -41,15 +43,17 @@ class MotionGate:
     def check(self, image: np.ndarray, t: float) -> bool:
         """True when the detector should run on this frame (and it becomes the new reference)."""
         self.frames_checked += 1
+        if not self.cfg.enabled:
+            return True
+        since = t - self._last_detect_t
+        cap = self.cfg.max_detect_fps
+        if since < self.cfg.forced_interval_s and cap is not None and since < 1 / cap - 1e-6:
+            self.frames_skipped += 1  # too soon: not even worth comparing
+            return False
         small = self._small(image)
-        run = (
-            not self.cfg.enabled
-            or t - self._last_detect_t >= self.cfg.forced_interval_s
-            or self.changed_fraction(small) >= self.cfg.min_area_fraction
-        )
-        if run:
+        if since >= self.cfg.forced_interval_s or self.changed_fraction(small) >= self.cfg.min_area_fraction:
             self._reference = small
             self._last_detect_t = t
-        else:
-            self.frames_skipped += 1
-        return run
+            return True
+        self.frames_skipped += 1
+        return False
