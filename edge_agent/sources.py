@@ -156,13 +156,15 @@ class FrameSource:
         next_t = 0.0 if self.is_file else time.monotonic() - self._t0
         n = 0
         while not self.stop.is_set():
-            ok, image = cap.read()
-            if not ok or image is None:
+            if not cap.grab():  # frames thinned away are decoded (H.264 needs them) but never converted
                 return
             t = n / file_fps if self.is_file else time.monotonic() - self._t0
             n += 1
             if t + 1e-6 < next_t:
                 continue
+            ok, image = cap.retrieve()
+            if not ok or image is None:
+                return
             next_t = next_t + step if t < next_t + step else t + step
             if self.is_file and self.cfg.realtime:
                 self.stop.wait(max(0.0, opened + t - time.monotonic()))
