@@ -12,7 +12,7 @@ from brightkitchen.contract import CameraStats
 from edge_agent.config import CameraConfig, EdgeConfig
 from edge_agent.detector import DetectorSlot
 from edge_agent.pipeline import CameraPipeline, Output
-from edge_agent.sources import FrameSource
+from edge_agent.sources import FrameSource, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class CameraWorker:
 
     def _run(self) -> None:
         log.info("camera %s: reading %s at %.1f fps", self.camera.id, self.camera.source, self.camera.fps)
-        for frame in self.source.frames():
+        for frame in prefetch(self.source.frames(), name=f"read-{self.camera.id}"):
             try:
                 outputs = self.pipeline.process(frame)
             except Exception as exc:  # a bad frame or a model error must not kill the camera

@@ -22,7 +22,7 @@ from edge_agent.config import CameraConfig, EdgeConfig, RuleConfig
 from edge_agent.detector import Detector, DetectorSlot
 from edge_agent.events import EventChange
 from edge_agent.pipeline import CameraPipeline
-from edge_agent.sources import FrameSource, check_video_file
+from edge_agent.sources import FrameSource, check_video_file, prefetch
 
 DEFAULT_RULES = ("board_misuse", "stacked_containers")
 
@@ -92,7 +92,7 @@ def replay_video(
     pipeline = CameraPipeline(cam, config, DetectorSlot(det), evidence=False)
     found: dict[str, ReplayEvent] = {}
     source = FrameSource(cam, threading.Event(), strict=True)
-    for frame in source.frames():
+    for frame in prefetch(source.frames(), name="replay-read"):
         for item in pipeline.process(frame):
             _record(found, item)
     for item in pipeline.finish():

@@ -6,19 +6,23 @@ stats report. Replay opens files with ``strict=True`` and gets a ``SourceError``
 
 Example::
 
-    for frame in FrameSource(camera_cfg, stop_event).frames():
+    for frame in prefetch(FrameSource(camera_cfg, stop_event).frames()):
         ...
+
+``prefetch`` decodes in a thread of its own, a frame or two ahead, so that decoding overlaps inference.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -26,6 +30,54 @@ import numpy as np
 from edge_agent.config import CameraConfig
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+_END = object()
+
+
+def prefetch(items: Iterator[T], depth: int = 2, name: str = "prefetch") -> Iterator[T]:
+    """Iterate ``items`` in a background thread, at most ``depth`` ahead; its exceptions are re-raised here.
+
+    Leaving the loop early stops the thread and closes ``items`` (a source's capture is released).
+    """
+    q: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
+    done = threading.Event()
+
+    def put(entry: tuple[object, BaseException | None]) -> bool:
+        while not done.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    break
+            else:
+                put((_END, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((_END, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is _END:
+                if exc is not None:
+                    raise exc
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        done.set()
+        thread.join(timeout=5)
 
 
 class SourceError(RuntimeError):

@@ -10,7 +10,7 @@ import pytest
 
 from edge_agent.config import CameraConfig
 from edge_agent.evidence import encode_mp4
-from edge_agent.sources import FrameSource, SourceError
+from edge_agent.sources import FrameSource, SourceError, prefetch
 
 from .conftest import free_port
 from .test_evidence import _image
@@ -78,3 +78,35 @@ def test_bad_source_in_the_agent_goes_offline_and_retries(kind: str, corrupt_vid
     thread.join(10)
     assert not thread.is_alive() and frames == []
     assert not src.online and src.error is not None and "cannot open" in src.error
+
+
+def test_prefetch_yields_every_frame_in_order(small_clip: Path) -> None:
+    cam = CameraConfig(id="c", source=str(small_clip), fps=5)
+    direct = [f.index for f in FrameSource(cam, strict=True).frames()]
+    ahead = [f.index for f in prefetch(FrameSource(cam, strict=True).frames())]
+    assert ahead == direct and len(direct) > 5
+
+
+def test_prefetch_raises_the_source_error_in_the_consumer(corrupt_video: Path) -> None:
+    cam = CameraConfig(id="c", source=str(corrupt_video))
+    with pytest.raises(SourceError):
+        list(prefetch(FrameSource(cam, strict=True).frames()))
+
+
+def test_leaving_a_prefetch_early_stops_its_thread_and_closes_the_source() -> None:
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    for n in prefetch(endless(), name="endless"):
+        if n == 3:
+            break
+    assert closed.wait(5)
+    assert not any(t.name == "endless" for t in threading.enumerate())
