@@ -5,7 +5,8 @@ Sides, each in a fresh subprocess (so peak RSS and imports do not mix):
 - ``ultralytics``: ``YOLO(weights).predict(source=clip, stream=True, imgsz, conf, iou, vid_stride=k)``; its
   boxes (``sv.Detections.from_ultralytics``) go through the pipeline's own tracker, rules and event stages,
   so event recall is comparable. No motion gate, no evidence: a plain loop.
-- ``pipeline``: ``edge_agent`` as the agent runs a camera (``FrameSource`` → ``CameraPipeline``: motion gate,
+- ``pipeline``: ``edge_agent`` as the agent runs a camera (``FrameSource``, decoded ahead in its own thread by
+  ``prefetch`` → ``CameraPipeline``: motion gate (``--max-detect-fps`` caps its rate),
   ONNX Runtime detector, tracker, rules, events, and evidence — ring buffer, JPEG snapshots and H.264 clips
   — unless ``--no-evidence``).
 - ``pipeline-nogate``: the same with the motion gate off, to show what ONNX Runtime alone buys.
@@ -176,7 +177,7 @@ def base_config(
     return EdgeConfig(
         agent={"id": "bench", "restaurant": "bench"},
         model={"path": model_dir, "threads": args.threads, "confidence": args.conf, "iou": args.iou},
-        motion={"enabled": True},
+        motion={"enabled": True, "max_detect_fps": args.max_detect_fps},
         cameras=[
             CameraConfig(
                 id=f"cam{i:02d}",
@@ -199,7 +200,7 @@ def run_pipeline(args: argparse.Namespace, gate: bool) -> dict[str, Any]:
     instrument_stages()
     from edge_agent.detector import Detector, DetectorSlot
     from edge_agent.pipeline import CameraPipeline
-    from edge_agent.sources import FrameSource
+    from edge_agent.sources import FrameSource, prefetch
 
     clips = clip_list(args.clips, args.limit)
     t0 = time.perf_counter()
@@ -217,7 +218,7 @@ def run_pipeline(args: argparse.Namespace, gate: bool) -> dict[str, Any]:
         pipeline = CameraPipeline(cam, cfg, DetectorSlot(detector), evidence=args.evidence)
         log = AlertLog()
         w0, c0 = time.perf_counter(), rusage_cpu_s()
-        frames = FrameSource(cam, threading.Event(), strict=True).frames()
+        frames = prefetch(FrameSource(cam, threading.Event(), strict=True).frames())
         while True:
             d0 = time.perf_counter()
             frame = next(frames, None)
@@ -550,6 +551,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--conf", type=float, default=0.35, help="confidence threshold, both sides (the edge default)"
     )
     p.add_argument("--iou", type=float, default=0.5, help="NMS IoU, both sides (the edge default)")
+    p.add_argument(
+        "--max-detect-fps",
+        type=float,
+        default=None,
+        help="pipeline side: motion.max_detect_fps (at most this many detector runs/s per camera)",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
     p.add_argument(
         "--evidence",

@@ -57,7 +57,10 @@ class TrackingSection(_Strict):
     high_confidence: float = Field(0.5, gt=0, lt=1, description="below this a box only continues tracks")
     lost_s: float = Field(3.0, gt=0, description="how long a track survives unseen (hands, knives)")
     same_kind_iou: float = Field(
-        0.6, gt=0, le=1, description="two labels of one kind (foods, boards) overlapping this much: one object"
+        0.6,
+        gt=0,
+        le=1,
+        description="two labels of one kind (foods, boards) overlapping this much: one object",
     )
 
 

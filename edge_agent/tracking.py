@@ -99,7 +99,9 @@ class Tracker:
             return dets
         kind = np.array([self.kinds.get(int(c), f"class-{c}") for c in dets.class_id], dtype=object)
         overlap = iou_matrix(dets.xyxy, dets.xyxy) >= self.same_kind_iou
-        rival = overlap & (kind[:, None] == kind[None, :]) & (dets.class_id[:, None] != dets.class_id[None, :])
+        rival = (
+            overlap & (kind[:, None] == kind[None, :]) & (dets.class_id[:, None] != dets.class_id[None, :])
+        )
         keep = np.ones(len(dets), dtype=bool)
         for i in np.argsort(-dets.confidence):
             if keep[i]:

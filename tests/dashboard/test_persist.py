@@ -136,7 +136,9 @@ def test_a_batch_is_stored_with_a_few_statements_whatever_its_size(
         assert s.scalar(select(func.count()).select_from(Media)) == 50
 
 
-def test_a_batch_keeps_each_messages_own_outcome(persister, sessions, tenants, make_event, make_media) -> None:
+def test_a_batch_keeps_each_messages_own_outcome(
+    persister, sessions, tenants, make_event, make_media
+) -> None:
     """An event's new/update/end in one batch end at the highest seq; a repeated media message, a bad
     payload, an unknown camera and an event id of another restaurant are each answered on their own."""
     ev = make_event(restaurant="r-a")

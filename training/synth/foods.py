@@ -380,7 +380,7 @@ def noodles(c: _Canvas, L: float) -> None:
 
 
 def duck_slices(c: _Canvas, L: float) -> None:
-    """Roast duck / char siu slices: glazed mahogany skin over browned meat (raw pork belly is pale and pink)."""
+    """Roast duck / char siu slices: glazed mahogany skin over browned meat (raw pork belly is pale)."""
     r = c.rng
     n = int(r.integers(4, 8))
     w = L / n

@@ -134,7 +134,7 @@ class Renderer:
             self._layers = {k: v for k, v in self._layers.items() if k[0] in keep_ids}
 
     def render(self, state: SceneState, drop_occluded: bool = True) -> Rendered:
-        """Draw ``state``; with ``drop_occluded``, remove labelled objects under MIN_VISIBLE_FRACTION visible and redraw."""
+        """Draw ``state``; with ``drop_occluded``, drop objects under MIN_VISIBLE_FRACTION visible, redraw."""
         state = state.copy()
         base = self.background(state)
         while True:
