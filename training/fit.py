@@ -71,17 +71,22 @@ def machine_description(device: str = "cpu") -> str:
     return text
 
 
+def epoch_line(trainer) -> str:
+    """One line per epoch for train.log: train losses, then validation metrics when this epoch validated."""
+    losses = trainer.label_loss_items(trainer.tloss, prefix="train")
+    shown = {k.replace("/", "_"): v for k, v in losses.items()}
+    metrics = {k.split("/")[-1].replace("(B)", ""): v for k, v in trainer.metrics.items() if "metrics/" in k}
+    if any(float(v) for v in metrics.values()):  # with val=False only the last epoch validates
+        shown |= metrics
+    return f"epoch {trainer.epoch + 1}/{trainer.epochs}: " + ", ".join(
+        f"{k} {float(v):.4f}" for k, v in shown.items()
+    )
+
+
 def _log_epoch(trainer) -> None:
-    """One line per epoch in train.log: losses and validation metrics, so a tail shows progress."""
     from ultralytics.utils import LOGGER
 
-    metrics = {k.split("/")[-1].replace("(B)", ""): v for k, v in trainer.metrics.items()}
-    losses = trainer.label_loss_items(trainer.tloss, prefix="train")
-    shown = {**{k.split("/")[-1]: v for k, v in losses.items()}, **metrics}
-    LOGGER.info(
-        f"epoch {trainer.epoch + 1}/{trainer.epochs}: "
-        + ", ".join(f"{k} {float(v):.4f}" for k, v in shown.items())
-    )
+    LOGGER.info(epoch_line(trainer))
 
 
 def _jsonable(value: object) -> object:

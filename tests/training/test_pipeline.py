@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 from brightkitchen.model_card import ModelCard, file_sha256
 from edge_agent.detector import Detector
 from training.classes import CLASS_NAMES
+from training.fit import epoch_line
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +31,8 @@ def test_fit_writes_weights_log_curves_and_summary(tiny_run: dict[str, Path]) ->
     assert (run / "weights" / "best.pt").exists()
     assert (run / "results.png").stat().st_size > 10_000  # the training curves
     log = (run / "train.log").read_text()
-    assert "epoch 1/1: box_loss" in log and "mAP50" in log
+    line = next(x for x in log.splitlines() if "epoch 1/1:" in x)
+    assert float(re.search(r"train_box_loss ([0-9.]+)", line).group(1)) > 0 and "mAP50" in line
     fit = json.loads((run / "fit.json").read_text())
     assert fit["dataset"]["seed"] == 5151 and fit["train_seconds"] > 0
     # --set KEY=VALUE reaches Ultralytics (its args.yaml) and is recorded
@@ -92,3 +96,22 @@ def test_onnx_runtime_matches_ultralytics(tiny_run: dict[str, Path]) -> None:
         np.testing.assert_allclose(ours.xyxy[order], theirs[:, :4], atol=1e-3)
         np.testing.assert_allclose(ours.confidence[order], theirs[:, 4], atol=1e-6)
         np.testing.assert_array_equal(ours.class_id[order], theirs[:, 5].astype(int))
+
+
+def test_epoch_line_keeps_train_losses_when_the_epoch_did_not_validate() -> None:
+    """With val=False the validation metrics are zeros; they must neither hide the train losses nor show."""
+    import torch
+
+    trainer = SimpleNamespace(
+        epoch=4,
+        epochs=30,
+        tloss=torch.tensor([1.5, 2.25, 1.125]),
+        label_loss_items=lambda loss, prefix: {
+            f"{prefix}/{k}": float(v) for k, v in zip(("box_loss", "cls_loss", "dfl_loss"), loss, strict=True)
+        },
+        metrics={"metrics/mAP50(B)": 0.0, "val/box_loss": 0.0},
+    )
+    line = epoch_line(trainer)
+    assert line == "epoch 5/30: train_box_loss 1.5000, train_cls_loss 2.2500, train_dfl_loss 1.1250"
+    trainer.metrics = {"metrics/mAP50(B)": 0.875, "val/box_loss": 1.0}
+    assert epoch_line(trainer).endswith("train_dfl_loss 1.1250, mAP50 0.8750")
