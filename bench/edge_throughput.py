@@ -22,7 +22,7 @@ one shared detector session, one ``CameraWorker`` thread each as in the agent (e
 N = 1, 2, 4, 6, … until a camera cannot keep ``--fps`` (fewer than 95 % of its frames in the window).
 
     .venv/bin/python bench/edge_throughput.py --weights /work/runs/bk-1.0.0/weights/best.pt \\
-        --model models/bk-detector-0.2.0 --clips /work/data/clips-heldout
+        --model models/bk-detector-0.3.0 --clips /work/data/clips-heldout
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def base_config(
     return EdgeConfig(
         agent={"id": "bench", "restaurant": "bench"},
         model={"path": model_dir, "threads": args.threads, "confidence": args.conf, "iou": args.iou},
-        motion={"enabled": True, "max_detect_fps": args.max_detect_fps},
+        motion={"enabled": True, "max_detect_fps": args.max_detect_fps or None},
         cameras=[
             CameraConfig(
                 id=f"cam{i:02d}",
@@ -527,6 +527,8 @@ def report(sides: dict[str, dict[str, Any]], cams: list[dict[str, Any]], args: a
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    from edge_agent.config import MotionSection
+
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -554,8 +556,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--max-detect-fps",
         type=float,
-        default=None,
-        help="pipeline side: motion.max_detect_fps (at most this many detector runs/s per camera)",
+        default=MotionSection().max_detect_fps,
+        help="pipeline side: motion.max_detect_fps, detector runs/s per camera at most (0 or unset: no cap)",
     )
     p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
     p.add_argument(

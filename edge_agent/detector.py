@@ -155,14 +155,13 @@ class Detector:
         max_det: int,
     ) -> sv.Detections:
         """Decode the (1, 4+classes, anchors) output: best class per anchor, threshold, class-wise NMS."""
-        pred = raw[0].T  # anchors x (4 + classes)
-        scores_all = pred[:, 4:]
-        class_id = scores_all.argmax(axis=1)
-        scores = scores_all[np.arange(len(pred)), class_id]
-        mask = scores > confidence
+        out = raw[0]  # (4 + classes) x anchors; reduce along contiguous rows, transpose only the survivors
+        mask = out[4:].max(axis=0) > confidence
         if not mask.any():
             return sv.Detections.empty()
-        pred, class_id, scores = pred[mask], class_id[mask], scores[mask]
+        pred = out[:, mask].T  # kept anchors x (4 + classes)
+        class_id = pred[:, 4:].argmax(axis=1)
+        scores = pred[np.arange(len(pred)), 4 + class_id]
         cx, cy, w, h = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
         xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         offset = class_id[:, None].astype(np.float32) * 7680.0  # Ultralytics' max_wh: NMS per class
