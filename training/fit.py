@@ -75,9 +75,9 @@ def epoch_line(trainer) -> str:
     """One line per epoch for train.log: train losses, then validation metrics when this epoch validated."""
     losses = trainer.label_loss_items(trainer.tloss, prefix="train")
     shown = {k.replace("/", "_"): v for k, v in losses.items()}
-    metrics = {k.split("/")[-1].replace("(B)", ""): v for k, v in trainer.metrics.items() if "metrics/" in k}
-    if any(float(v) for v in metrics.values()):  # with val=False only the last epoch validates
-        shown |= metrics
+    if trainer.args.val or trainer.epoch + 1 >= trainer.epochs or trainer.stop:  # Ultralytics validated
+        metrics = trainer.metrics.items()
+        shown |= {k.split("/")[-1].replace("(B)", ""): v for k, v in metrics if k.startswith("metrics/")}
     return f"epoch {trainer.epoch + 1}/{trainer.epochs}: " + ", ".join(
         f"{k} {float(v):.4f}" for k, v in shown.items()
     )

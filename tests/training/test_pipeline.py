@@ -110,8 +110,10 @@ def test_epoch_line_keeps_train_losses_when_the_epoch_did_not_validate() -> None
             f"{prefix}/{k}": float(v) for k, v in zip(("box_loss", "cls_loss", "dfl_loss"), loss, strict=True)
         },
         metrics={"metrics/mAP50(B)": 0.0, "val/box_loss": 0.0},
+        args=SimpleNamespace(val=False),
+        stop=False,
     )
     line = epoch_line(trainer)
     assert line == "epoch 5/30: train_box_loss 1.5000, train_cls_loss 2.2500, train_dfl_loss 1.1250"
-    trainer.metrics = {"metrics/mAP50(B)": 0.875, "val/box_loss": 1.0}
+    trainer.stop, trainer.metrics = True, {"metrics/mAP50(B)": 0.875, "val/box_loss": 1.0}  # last epoch
     assert epoch_line(trainer).endswith("train_dfl_loss 1.1250, mAP50 0.8750")
