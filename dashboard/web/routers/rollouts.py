@@ -7,6 +7,7 @@ sends the agents that had switched back to the model they ran before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -52,34 +53,31 @@ def _start(request: Request, db: Session, principal: Principal, model_id: int, a
         raise HTTPException(502, str(exc)) from None
 
 
-def _promote(request: Request, db: Session, principal: Principal, rollout_id: int) -> Rollout:
-    """404 (rollout), 409 (not canary_ok), 502 (broker)."""
+def _act(db: Session, principal: Principal, rollout_id: int, act: Callable[[Rollout], object]) -> Rollout:
+    """One step on an existing rollout: 404 (rollout), 409 (not allowed in its state), 502 (broker)."""
     require_roles(principal, *EDIT_ROLES)
     rollout = db.get(Rollout, rollout_id)
     if rollout is None:
         raise HTTPException(404, "no such rollout")
     try:
-        promote_rollout(db, request.app.state.cfg, rollout, _base_url(request), principal.user.id)
+        act(rollout)
     except RolloutError as exc:
         raise HTTPException(409, str(exc)) from None
     except CommandPublishError as exc:
         raise HTTPException(502, str(exc)) from None
     return rollout
+
+
+def _promote(request: Request, db: Session, principal: Principal, rollout_id: int) -> Rollout:
+    """409 unless canary_ok."""
+    cfg, base = request.app.state.cfg, _base_url(request)
+    return _act(db, principal, rollout_id, lambda r: promote_rollout(db, cfg, r, base, principal.user.id))
 
 
 def _abort(request: Request, db: Session, principal: Principal, rollout_id: int) -> Rollout:
-    """404 (rollout), 409 (done, failed or aborted already), 502 (broker: aborted, nobody sent back)."""
-    require_roles(principal, *EDIT_ROLES)
-    rollout = db.get(Rollout, rollout_id)
-    if rollout is None:
-        raise HTTPException(404, "no such rollout")
-    try:
-        abort_rollout(db, request.app.state.cfg, rollout, principal.user.id)
-    except RolloutError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except CommandPublishError as exc:
-        raise HTTPException(502, str(exc)) from None
-    return rollout
+    """409 when done, failed or aborted already; 502 (broker): aborted, nobody sent back."""
+    cfg = request.app.state.cfg
+    return _act(db, principal, rollout_id, lambda r: abort_rollout(db, cfg, r, principal.user.id))
 
 
 @router.post("/models/{model_id}/rollouts", include_in_schema=False, dependencies=[Csrf])
