@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 
 from edge_agent.detector import Detector
+from edge_agent.tracking import iou_matrix
 from training.classes import BOARD_COLOURS
-from training.evaluate import box_iou, dataset_images, label_path, read_labels
+from training.evaluate import dataset_images, label_path, read_labels
 
 # OpenCV hue (0..179) centres of the colour codes
 HUE_CENTRES = {"red": 0, "yellow": 28, "green": 60, "blue": 110}
@@ -69,7 +70,7 @@ def main() -> None:
                 continue
             total += 1
             truth = BOARD_COLOURS[c]
-            iou = box_iou(box[None], pred_boxes)[0] if len(pred_boxes) else np.zeros(0)
+            iou = iou_matrix(box[None], pred_boxes)[0] if len(pred_boxes) else np.zeros(0)
             if not len(iou) or iou.max() < 0.5:
                 missed += 1
                 continue

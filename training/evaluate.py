@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_agent.detector import Detector
+from edge_agent.tracking import iou_matrix
 
 log = logging.getLogger(__name__)
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -30,16 +31,6 @@ class ClassMetrics:
     recall: float
     map50: float
     map50_95: float
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix between boxes ``a`` (M, 4) and ``b`` (N, 4), both xyxy."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
 
 
 def match(pred_cls: np.ndarray, true_cls: np.ndarray, iou: np.ndarray) -> np.ndarray:
@@ -99,7 +90,7 @@ def evaluate_detections(
         order = np.argsort(-dets.confidence) if len(dets) else np.zeros(0, dtype=int)
         pred_cls = dets.class_id[order] if len(dets) else np.zeros(0, dtype=int)
         pred_xyxy = dets.xyxy[order] if len(dets) else np.zeros((0, 4))
-        correct = match(pred_cls, true_cls, box_iou(true_xyxy, pred_xyxy))
+        correct = match(pred_cls, true_cls, iou_matrix(true_xyxy, pred_xyxy))
         stats.append((correct, dets.confidence[order] if len(dets) else np.zeros(0), pred_cls))
         targets.append(true_cls)
     tp = np.concatenate([s[0] for s in stats]) if stats else np.zeros((0, 10), bool)

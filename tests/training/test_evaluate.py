@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from training.evaluate import ClassMetrics, box_iou, evaluate_detections, format_table, match
+from edge_agent.tracking import iou_matrix
+from training.evaluate import ClassMetrics, evaluate_detections, format_table, match
 from training.event_eval import match_events
 
 NAMES = np.array(["board_red", "raw_meat", "container"])
@@ -69,7 +70,7 @@ def test_wrong_class_and_loose_box(tmp_path: Path) -> None:
     truth = {"a": [(0, 0.25, 0.5, 0.3, 0.6), (1, 0.75, 0.5, 0.2, 0.2)]}
     # board found with IoU 0.6 (counts at 0.50..0.60 only); raw_meat predicted as container
     preds = {"a": _dets([(0, 20, 20, 80, 60, 0.9), (2, 130, 40, 170, 60, 0.8)])}
-    iou = box_iou(np.array([[20, 20, 80, 80]], float), np.array([[20, 20, 80, 60]], float))[0, 0]
+    iou = iou_matrix(np.array([[20, 20, 80, 80]], float), np.array([[20, 20, 80, 60]], float))[0, 0]
     assert iou == pytest.approx(40 / 60)
     m = _run(tmp_path, truth, preds)
     assert m["board_red"].map50 == pytest.approx(0.995, abs=0.01)
