@@ -32,6 +32,9 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 REPO = Path(__file__).resolve().parents[2]
 USERS = {"r-a": "pw-a", "r-b": "pw-b", "ingest": "pw-ingest"}
+# mosquitto saves its persistence when more than ``autosave_interval`` (1) whole seconds have passed since
+# the last save, so a session made just now is on disk within 2 s; wait that long before killing the broker.
+AUTOSAVED_S = 2.5
 ACL = "user ingest\ntopic readwrite bk/v1/#\n\npattern readwrite bk/v1/%u/#\n"
 
 

@@ -24,7 +24,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig
 from edge_agent.replay import replay_video
 
-from .conftest import REPO, Broker, Collector, wait_until
+from .conftest import AUTOSAVED_S, REPO, Broker, Collector, wait_until
 from .test_delivery import OUTAGE_S
 
 
@@ -111,7 +111,7 @@ def test_alerts_with_evidence_arrive_through_the_broker_despite_an_outage(
 ) -> None:
     cfg = EdgeConfig.model_validate(_config(broker, synth_clip, model_dir, tmp_path))
     expected = len(replay_video(synth_clip, model_dir, cfg))
-    time.sleep(1.5)  # the collector's session is autosaved
+    time.sleep(AUTOSAVED_S)  # the collector's session is on disk
     broker.kill()
     agent = Agent(cfg)
     stop = threading.Event()
@@ -133,7 +133,7 @@ def test_agent_sigkilled_and_restarted_resumes_its_outbox(
     data = _config(broker, synth_clip, model_dir, tmp_path)
     path = tmp_path / "edge.yaml"
     path.write_text(yaml.safe_dump(data))
-    time.sleep(1.5)
+    time.sleep(AUTOSAVED_S)  # the collector's session is on disk before the broker dies
     broker.kill()
     cmd = [sys.executable, "-m", "brightkitchen", "edge", "run", "--config", str(path)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -156,7 +156,15 @@ def test_agent_sigkilled_and_restarted_resumes_its_outbox(
     broker.start()
     proc = subprocess.run([*cmd, "--until-done"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    events = {f"event:{e.event_id}:{e.seq}" for e in collector.of("event")}
-    media = {f"media:{m.event_id}:{m.kind}" for m in collector.of("media")}
-    missing = [m for m in before if m not in events | media]
-    assert not missing, f"lost after SIGKILL: {missing}"
+
+    def missing() -> list[str]:
+        events = {f"event:{e.event_id}:{e.seq}" for e in collector.of("event")}
+        media = {f"media:{m.event_id}:{m.kind}" for m in collector.of("media")}
+        return [m for m in before if m not in events | media]
+
+    # The agent is done once the broker acked; the collector, reconnecting on its own backoff, may get
+    # its persistent session's queue a moment later.
+    deadline = time.monotonic() + 20
+    while missing() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not missing(), f"lost after SIGKILL: {missing()}\nagent log:\n{proc.stderr[-4000:]}"

@@ -24,7 +24,7 @@ from brightkitchen.contract import (
 from edge_agent.mqtt_link import INFLIGHT_WINDOW, MqttLink
 from edge_agent.outbox import Outbox
 
-from .conftest import REPO, Broker, Collector, wait_until
+from .conftest import AUTOSAVED_S, REPO, Broker, Collector, wait_until
 from .helpers import edge_cfg, event_row
 
 # The issue asks for a 30 s outage; the default keeps the suite short. BK_TEST_OUTAGE_S=30 runs the full one.
@@ -81,7 +81,7 @@ def test_broker_outage_loses_nothing_and_duplicates_nothing(
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        time.sleep(1.5)  # also lets the broker autosave the collector's persistent session
+        time.sleep(AUTOSAVED_S)  # also lets the broker autosave the collector's persistent session
         broker.kill()  # SIGKILL: no goodbye to anyone
         wait_until(lambda: not link.connected.is_set(), what="the link to notice")
         time.sleep(OUTAGE_S)
@@ -111,7 +111,7 @@ def test_agent_killed_with_undelivered_outbox_resumes_after_restart(
     broker: Broker, collector: Collector, tmp_path: Path
 ) -> None:
     path = tmp_path / "o.sqlite"
-    time.sleep(1.5)  # the collector's persistent session is autosaved every second
+    time.sleep(AUTOSAVED_S)  # the collector's persistent session is on disk
     broker.kill()  # nothing can be delivered while the first process runs
     code = textwrap.dedent(
         f"""
