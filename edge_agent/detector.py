@@ -28,6 +28,7 @@ from brightkitchen.model_card import CARD_FILE, LABELS_FILE, MODEL_FILE, LabelIn
 
 log = logging.getLogger(__name__)
 PAD_VALUE = 114
+MAX_NMS_CANDIDATES = 30000  # Ultralytics' max_nms: candidates kept for NMS in multi-label decoding
 
 
 class ModelLoadError(RuntimeError):
@@ -136,14 +137,19 @@ class Detector:
         return tensor, box
 
     def detect(
-        self, frame: np.ndarray, confidence: float = 0.25, iou: float = 0.7, max_det: int = 300
+        self,
+        frame: np.ndarray,
+        confidence: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        multi_label: bool = False,
     ) -> sv.Detections:
         """Run the model on one BGR frame; boxes in the frame's pixel coordinates."""
         tensor, box = self.preprocess(frame)
         t0 = time.perf_counter()
         (raw,) = self.session.run(None, {self._input_name: tensor})
         self.last_inference_ms = (time.perf_counter() - t0) * 1000
-        return self.postprocess(raw, box, frame.shape[:2], confidence, iou, max_det)
+        return self.postprocess(raw, box, frame.shape[:2], confidence, iou, max_det, multi_label)
 
     def postprocess(
         self,
@@ -153,16 +159,28 @@ class Detector:
         confidence: float,
         iou: float,
         max_det: int,
+        multi_label: bool = False,
     ) -> sv.Detections:
-        """Decode the (1, 4+classes, anchors) output: best class per anchor, threshold, class-wise NMS."""
+        """Decode the (1, 4+classes, anchors) output: best class per anchor, threshold, class-wise NMS.
+
+        ``multi_label`` keeps every class above ``confidence`` of an anchor as its own candidate, as
+        Ultralytics' validator does for mAP; the edge keeps only the best class.
+        """
         out = raw[0]  # (4 + classes) x anchors; reduce along contiguous rows, transpose only the survivors
-        mask = out[4:].max(axis=0) > confidence
-        if not mask.any():
+        if multi_label:
+            class_id, anchors = np.nonzero(out[4:] > confidence)
+            scores = out[4 + class_id, anchors]
+            top = np.argsort(-scores)[:MAX_NMS_CANDIDATES]
+            class_id, anchors, scores = class_id[top], anchors[top], scores[top]
+            cx, cy, w, h = out[:4, anchors]
+        else:
+            mask = out[4:].max(axis=0) > confidence
+            pred = out[:, mask].T  # kept anchors x (4 + classes)
+            class_id = pred[:, 4:].argmax(axis=1)
+            scores = pred[np.arange(len(pred)), 4 + class_id]
+            cx, cy, w, h = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
+        if not len(scores):
             return sv.Detections.empty()
-        pred = out[:, mask].T  # kept anchors x (4 + classes)
-        class_id = pred[:, 4:].argmax(axis=1)
-        scores = pred[np.arange(len(pred)), 4 + class_id]
-        cx, cy, w, h = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
         xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         offset = class_id[:, None].astype(np.float32) * 7680.0  # Ultralytics' max_wh: NMS per class
         keep = nms(xyxy + offset, scores, iou)[:max_det]

@@ -1,7 +1,8 @@
 """Detection metrics of a model folder on a YOLO dataset, through the edge's own ONNX Runtime path.
 
-mAP follows Ultralytics' validator (greedy matching in confidence order at IoU 0.50:0.95, its
-``ap_per_class``), so figures compare with ``yolo val``; the boxes come from ``edge_agent.detector``.
+mAP follows Ultralytics' validator (confidence 0.001, multi-label decoding, greedy matching in confidence
+order at IoU 0.50:0.95, its ``ap_per_class``), so figures compare with ``yolo val``; the boxes come from
+``edge_agent.detector``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from edge_agent.detector import Detector
 from edge_agent.tracking import iou_matrix
+from training import offline
 
 log = logging.getLogger(__name__)
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -77,6 +79,7 @@ def evaluate_detections(
     detector: Detector, images: list[Path], confidence: float = 0.001, iou: float = 0.7
 ) -> list[ClassMetrics]:
     """Run the detector over the images and compute per-class P, R, mAP50 and mAP50-95."""
+    offline.prepare()
     from ultralytics.utils.metrics import ap_per_class
 
     stats: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -86,7 +89,7 @@ def evaluate_detections(
         if frame is None:
             raise ValueError(f"cannot read image {image}")
         true_cls, true_xyxy = read_labels(label_path(image), frame.shape[1], frame.shape[0])
-        dets = detector.detect(frame, confidence=confidence, iou=iou)
+        dets = detector.detect(frame, confidence=confidence, iou=iou, multi_label=True)
         order = np.argsort(-dets.confidence) if len(dets) else np.zeros(0, dtype=int)
         pred_cls = dets.class_id[order] if len(dets) else np.zeros(0, dtype=int)
         pred_xyxy = dets.xyxy[order] if len(dets) else np.zeros((0, 4))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -24,7 +27,7 @@ class ScriptedDetector:
     def __init__(self, answers: list[sv.Detections]) -> None:
         self.answers = iter(answers)
 
-    def detect(self, frame: np.ndarray, confidence: float, iou: float) -> sv.Detections:
+    def detect(self, frame: np.ndarray, confidence: float, iou: float, multi_label: bool) -> sv.Detections:
         return next(self.answers)
 
 
@@ -103,3 +106,17 @@ def test_event_matching_counts_duplicates_and_latency() -> None:
     matched, latencies = match_events(alerts, truth)
     assert matched == 2
     assert latencies == [3.4, 3.6]
+
+
+def test_eval_keeps_ultralytics_offline_and_out_of_home(tmp_path: Path) -> None:
+    """eval imports Ultralytics' metrics: like fit and export, via training.offline (settings in our dir)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_")}
+    env |= {"HOME": str(tmp_path / "home"), "BRIGHTKITCHEN_YOLO_DIR": str(tmp_path / "yolo")}
+    code = (
+        "import numpy as np, types; from training.evaluate import evaluate_detections; "
+        "evaluate_detections(types.SimpleNamespace(class_names=np.array(['a'])), [])"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=Path(__file__).parents[2])
+    assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
+    settings = (tmp_path / "yolo" / "Ultralytics" / "settings.json").read_text()
+    assert '"sync": false' in settings

@@ -85,17 +85,30 @@ def test_onnx_runtime_matches_ultralytics(tiny_run: dict[str, Path]) -> None:
             torch_raw = net(torch.from_numpy(tensor))[0].numpy()
         np.testing.assert_allclose(onnx_raw, torch_raw, rtol=1e-3, atol=1e-3)
 
-        ours = detector.postprocess(onnx_raw, box, frame.shape[:2], confidence=0.001, iou=0.7, max_det=300)
-        (theirs,) = non_max_suppression(
-            torch.from_numpy(onnx_raw), conf_thres=0.001, iou_thres=0.7, max_det=300
-        )
-        theirs[:, :4] = scale_boxes(shape, theirs[:, :4], frame.shape[:2])
-        theirs = theirs.numpy()
-        assert len(ours) == len(theirs)
-        order = np.argsort(-ours.confidence, kind="stable")
-        np.testing.assert_allclose(ours.xyxy[order], theirs[:, :4], atol=1e-3)
-        np.testing.assert_allclose(ours.confidence[order], theirs[:, 4], atol=1e-6)
-        np.testing.assert_array_equal(ours.class_id[order], theirs[:, 5].astype(int))
+        for multi_label in (False, True):  # the edge's decoding, and the validator's (train eval)
+            ours = detector.postprocess(
+                onnx_raw,
+                box,
+                frame.shape[:2],
+                confidence=0.001,
+                iou=0.7,
+                max_det=300,
+                multi_label=multi_label,
+            )
+            (theirs,) = non_max_suppression(
+                torch.from_numpy(onnx_raw),
+                conf_thres=0.001,
+                iou_thres=0.7,
+                max_det=300,
+                multi_label=multi_label,
+            )
+            theirs[:, :4] = scale_boxes(shape, theirs[:, :4], frame.shape[:2])
+            theirs = theirs.numpy()
+            assert len(ours) == len(theirs)
+            order = np.argsort(-ours.confidence, kind="stable")
+            np.testing.assert_allclose(ours.xyxy[order], theirs[:, :4], atol=1e-3)
+            np.testing.assert_allclose(ours.confidence[order], theirs[:, 4], atol=1e-6)
+            np.testing.assert_array_equal(ours.class_id[order], theirs[:, 5].astype(int))
 
 
 def test_epoch_line_keeps_train_losses_when_the_epoch_did_not_validate() -> None:
