@@ -43,8 +43,16 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class FilesystemStore:
-    """Files under a root folder; writes are atomic (temp file + rename)."""
+    """Files under a root folder; writes are atomic (temp file + rename) and durable (fsync)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -60,7 +68,10 @@ class FilesystemStore:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())  # on disk before the ingest acks the message that carried it
             os.replace(tmp, path)
+            _fsync_dir(path.parent)  # and the rename too
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -39,6 +39,23 @@ def test_filesystem_store(tmp_path) -> None:
     assert not list((tmp_path / "media").rglob(".tmp-*"))
 
 
+def test_filesystem_store_syncs_the_file_and_the_rename_before_put_returns(tmp_path, monkeypatch) -> None:
+    """The ingest acks the MQTT message once put() returns: the media must survive a power cut by then."""
+    import os
+
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", lambda a, b: calls.append("rename") or real_replace(a, b))
+    FilesystemStore(tmp_path / "media").put("r-a/e1/clip.mp4", b"data", "video/mp4")
+    assert calls == ["fsync file", "rename", "fsync dir"]
+
+
 @pytest.fixture
 def moto_s3():
     """An S3 endpoint served by moto over HTTP on a free port, with a bucket 'bk-media'."""
