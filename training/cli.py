@@ -216,7 +216,14 @@ def eval_cmd(
     import json
 
     from edge_agent.detector import Detector
-    from training.evaluate import data_seed, dataset_images, evaluate_detections, format_table, training_seeds
+    from training.evaluate import (
+        PROTOCOL,
+        data_seed,
+        dataset_images,
+        evaluate_detections,
+        format_table,
+        training_seeds,
+    )
 
     seed = data_seed(data)
     if seed is not None and seed in training_seeds(model):
@@ -233,6 +240,7 @@ def eval_cmd(
         "data": str(data),
         "data_seed": seed,
         "images": len(images),
+        "protocol": PROTOCOL,
         "per_class": [r.__dict__ for r in rows],
     }
     if clips is not None:

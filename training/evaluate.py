@@ -22,6 +22,7 @@ from training import offline
 
 log = logging.getLogger(__name__)
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+PROTOCOL = "confidence 0.001, NMS IoU 0.7, multi-label decoding (as yolo val)"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 

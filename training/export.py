@@ -133,7 +133,8 @@ def render_card(card: ModelCard) -> str:
         lines += [
             "",
             f"## Held-out detection metrics (data seed {m.get('data_seed')}, "
-            f"{m.get('images')} images, through ONNX Runtime)",
+            f"{m.get('images')} images, through ONNX Runtime"
+            + (f"; {m['protocol']})" if m.get("protocol") else ")"),
             "",
             "| class | instances | P | R | mAP50 | mAP50-95 |",
             "|---|---:|---:|---:|---:|---:|",
