@@ -25,9 +25,11 @@ import onnxruntime as ort
 import supervision as sv
 
 from brightkitchen.model_card import CARD_FILE, LABELS_FILE, MODEL_FILE, LabelInfo, ModelCard, file_sha256
+from edge_agent.tracking import iou_matrix
 
 log = logging.getLogger(__name__)
 PAD_VALUE = 114
+MATRIX_NMS_BOXES = 1024
 MAX_NMS_CANDIDATES = 30000  # Ultralytics' max_nms: candidates kept for NMS in multi-label decoding
 
 
@@ -59,8 +61,19 @@ def letterbox(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, L
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression; returns kept indices in descending score order."""
+    """Greedy non-maximum suppression; returns kept indices in descending score order.
+
+    Up to ``MATRIX_NMS_BOXES`` boxes (the edge's case) all pairwise IoUs are computed at once, 3-6x faster
+    than row by row; beyond (eval's thousands of candidates at confidence 0.001) row by row, in little memory.
+    """
     order = scores.argsort()[::-1]
+    if len(order) <= MATRIX_NMS_BOXES:
+        iou = iou_matrix(boxes[order], boxes[order])
+        keep = np.ones(len(order), dtype=bool)
+        for i in range(len(order)):
+            if keep[i]:
+                keep[i + 1 :] &= iou[i, i + 1 :] <= iou_threshold
+        return order[keep].astype(np.int64)
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep: list[int] = []
     while order.size:
@@ -133,7 +146,11 @@ class Detector:
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """BGR frame → 1x3xHxW float32 RGB tensor in 0..1, and how it was letterboxed."""
         img, box = letterbox(frame, self.input_width, self.input_height)
-        tensor = cv2.dnn.blobFromImage(img, 1 / 255.0, swapRB=True)
+        # Contiguous planes scaled straight into place, BGR→RGB by plane order: less CPU than
+        # cv2.dnn.blobFromImage or a strided numpy transpose.
+        tensor = np.empty((1, 3, *img.shape[:2]), np.float32)
+        for c, plane in enumerate(cv2.split(img)):
+            np.multiply(plane, np.float32(1 / 255), out=tensor[0, 2 - c], casting="unsafe")
         return tensor, box
 
     def detect(

@@ -31,6 +31,12 @@ class MotionGate:
         h, w = image.shape[:2]
         width = min(self.cfg.width_px, w)
         height = max(1, round(h * width / w))
+        while image.shape[1] >= 4 * width and image.shape[0] >= 4 * height:
+            # A bilinear halving averages 2x2 pixels exactly, like INTER_AREA, at a fraction of its cost,
+            # and the colour conversion then runs on a quarter of the pixels.
+            image = cv2.resize(
+                image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR
+            )
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
         small = cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA)
         return cv2.GaussianBlur(small, (5, 5), 0)

@@ -97,17 +97,22 @@ class Rule(ABC):
         self.palette = palette
         self._spans = [_parse_span(s) for s in cfg.active_hours]
         self._roi = np.array(cfg.roi, dtype=np.float64) if cfg.roi else None
+        self._last: tuple[sv.Detections, tuple[int, int], list[Hit]] | None = None
 
     def evaluate(self, dets: sv.Detections, frame_wh: tuple[int, int], at: datetime) -> list[Hit]:
         """Hits in this frame: nothing outside active hours, only detections whose foot lies in the ROI."""
         if len(dets) == 0 or not is_active(self._spans, at):
             return []
+        if self._last is not None and self._last[0] is dets and self._last[1] == frame_wh:
+            return self._last[2]  # the motion gate skipped the frame: the same detections stand
         inside = np.ones(len(dets), dtype=bool)
         if self._roi is not None:
             w, h = frame_wh
             feet = np.stack([(dets.xyxy[:, 0] + dets.xyxy[:, 2]) / 2 / w, dets.xyxy[:, 3] / h], axis=1)
             inside = points_in_polygon(feet, self._roi)
-        return self.find(dets, np.flatnonzero(inside))
+        hits = self.find(dets, np.flatnonzero(inside))
+        self._last = (dets, frame_wh, hits)
+        return hits
 
     @abstractmethod
     def find(self, dets: sv.Detections, candidates: np.ndarray) -> list[Hit]:

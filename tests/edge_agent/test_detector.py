@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent import detector
 from edge_agent.detector import Detector
 
 
@@ -12,3 +17,29 @@ def test_idle_pool_threads_do_not_spin(model_dir: Path) -> None:
     # (bench/edge_throughput.py): half a 2-core box's capacity for cameras.
     options = Detector.load(model_dir, threads=2).session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.parametrize("n", [1, 12, 300, 1500])
+def test_nms_matches_torchvision_on_both_paths(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The all-pairs path (edge) and the row-by-row one (eval's many boxes) keep what torchvision keeps."""
+    torch = pytest.importorskip("torch")
+    from torchvision.ops import nms as reference
+
+    rng = np.random.default_rng(n)
+    centres = np.repeat(rng.uniform(0, 600, (n // 4 + 1, 2)), 4, axis=0)[:n] + rng.normal(0, 4, (n, 2))
+    sizes = rng.uniform(10, 90, (n, 2))
+    boxes = np.hstack([centres - sizes / 2, centres + sizes / 2]).astype(np.float32)
+    scores = rng.permutation(n).astype(np.float32) / n + 0.01  # distinct: no tie-breaking differences
+    expected = reference(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5).numpy()
+    np.testing.assert_array_equal(detector.nms(boxes, scores, 0.5), expected)
+    monkeypatch.setattr(detector, "MATRIX_NMS_BOXES", 0)
+    np.testing.assert_array_equal(detector.nms(boxes, scores, 0.5), expected)
+
+
+def test_preprocess_is_rgb_chw_in_0_1_of_the_letterboxed_frame(model_dir: Path) -> None:
+    det = Detector.load(model_dir, threads=1)
+    frame = np.random.default_rng(0).integers(0, 256, (360, 640, 3), np.uint8)
+    tensor, box = det.preprocess(frame)
+    padded, same_box = detector.letterbox(frame, det.input_width, det.input_height)
+    assert box == same_box and tensor.shape == (1, 3, det.input_height, det.input_width)
+    np.testing.assert_array_equal(tensor, cv2.dnn.blobFromImage(padded, 1 / 255.0, swapRB=True))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 
 from edge_agent.config import MotionSection, TrackingSection
 from edge_agent.motion import MotionGate
@@ -29,6 +31,21 @@ def test_moving_object_runs_the_detector() -> None:
     assert gate.check(_scene(100), 0.0)
     assert gate.check(_scene(140), 0.2)
     assert not gate.check(_scene(140), 0.4)
+
+
+@pytest.mark.parametrize("size", [(640, 360), (1920, 1080), (200, 120)])
+def test_low_resolution_view_is_an_area_average_of_the_grey_frame(size: tuple[int, int]) -> None:
+    """The gate's cheap downscale (bilinear halvings first) sees what INTER_AREA of the grey frame sees."""
+    rng = np.random.default_rng(1)
+    frame = cv2.resize(rng.integers(0, 256, (size[1] // 8, size[0] // 8, 3), np.uint8), size)
+    frame = np.clip(frame + rng.integers(-20, 21, frame.shape), 0, 255).astype(np.uint8)  # fine texture
+    gate = MotionGate(MotionSection(width_px=160))
+    height = round(size[1] * 160 / size[0]) if size[0] > 160 else size[1]
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    expected = cv2.GaussianBlur(
+        cv2.resize(grey, (min(160, size[0]), height), interpolation=cv2.INTER_AREA), (5, 5), 0
+    )
+    assert np.abs(gate._small(frame).astype(int) - expected).max() <= 2
 
 
 def test_sensor_noise_does_not_count_as_motion() -> None:

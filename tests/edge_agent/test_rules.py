@@ -94,6 +94,24 @@ def test_active_hours_including_a_span_past_midnight() -> None:
     assert rule.evaluate(d, WH, datetime(2026, 11, 29, 12, 0).astimezone().astimezone(UTC)) == []
 
 
+def test_unchanged_detections_reuse_the_hits_but_active_hours_still_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Frames the motion gate skipped carry the same detections object: no second search, same hits."""
+    rule = _board({"active_hours": ["08:00-20:00"]})
+    calls: list[int] = []
+    find = rule.find
+    monkeypatch.setattr(rule, "find", lambda d, c: calls.append(len(d)) or find(d, c))
+    d = dets(("board_blue", 100, 100, 300, 250), ("raw_meat", 150, 140, 200, 180))
+    noon, night = (datetime(2026, 11, 29, h, 0).astimezone() for h in (12, 23))
+    first = rule.evaluate(d, WH, noon)
+    assert rule.evaluate(d, WH, noon) == first and len(first) == 1
+    assert rule.evaluate(d, WH, night) == []
+    moved = dets(("board_blue", 100, 100, 300, 250), ("raw_meat", 160, 140, 210, 180))
+    assert len(rule.evaluate(moved, WH, noon)) == 1
+    assert calls == [2, 2]
+
+
 def test_points_in_polygon() -> None:
     square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
     pts = np.array([[0.5, 0.5], [1.5, 0.5], [-0.1, 0.2]])
