@@ -22,7 +22,7 @@ one shared detector session, one ``CameraWorker`` thread each as in the agent (e
 N = 1, 2, 4, 6, … until a camera cannot keep ``--fps`` (fewer than 95 % of its frames in the window).
 
     .venv/bin/python bench/edge_throughput.py --weights /work/runs/bk-1.0.0/weights/best.pt \\
-        --model models/bk-detector-0.3.0 --clips /work/data/clips-heldout
+        --model models/bk-detector-0.4.0 --clips /work/data/clips-heldout
 """
 
 from __future__ import annotations
