@@ -72,7 +72,17 @@ def machine_description(device: str = "cpu") -> str:
 
 
 def epoch_line(trainer) -> str:
-    """One line per epoch for train.log: train losses, then validation metrics when this epoch validated."""
+    """One line per epoch for train.log: train losses, then validation metrics when this epoch validated.
+
+    After the last epoch Ultralytics validates ``best.pt`` once more and reports it as epoch N+1.
+    """
+    if trainer.epoch + 1 > trainer.epochs:
+        shown = {
+            k.split("/")[-1].replace("(B)", ""): v
+            for k, v in trainer.metrics.items()
+            if k.startswith("metrics/")
+        }
+        return "best.pt: " + ", ".join(f"{k} {float(v):.4f}" for k, v in shown.items())
     losses = trainer.label_loss_items(trainer.tloss, prefix="train")
     shown = {k.replace("/", "_"): v for k, v in losses.items()}
     if trainer.args.val or trainer.epoch + 1 >= trainer.epochs or trainer.stop:  # Ultralytics validated

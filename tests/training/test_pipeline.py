@@ -130,3 +130,6 @@ def test_epoch_line_keeps_train_losses_when_the_epoch_did_not_validate() -> None
     assert line == "epoch 5/30: train_box_loss 1.5000, train_cls_loss 2.2500, train_dfl_loss 1.1250"
     trainer.stop, trainer.metrics = True, {"metrics/mAP50(B)": 0.875, "val/box_loss": 1.0}  # last epoch
     assert epoch_line(trainer).endswith("train_dfl_loss 1.1250, mAP50 0.8750")
+    trainer.epoch = 30  # final_eval: best.pt validated again, reported as epoch N+1
+    trainer.metrics = {"metrics/mAP50(B)": 0.9, "val/box_loss": 1.0}
+    assert epoch_line(trainer) == "best.pt: mAP50 0.9000"
