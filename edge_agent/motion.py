@@ -5,7 +5,7 @@ last saw, so slow changes add up instead of slipping under the threshold frame b
 interval keeps a violation that stands still (a stack left in place) in view of the rules. While things
 keep moving, ``max_detect_fps`` caps the detector's rate (Frigate's ``detect.fps`` idea): the rules wait
 seconds before they alert, so a few detections a second see most episodes. Off by default: on the held-out
-clips a cap of 3 skipped 64 % of frames instead of 39 % but lost an episode that lasted barely T
+clips a cap of 3 skipped 64 % of frames instead of 41 % but lost one of 14 episodes found without it
 (docs/benchmarks.md); a box short of CPU may trade that risk for capacity.
 """
 
