@@ -204,7 +204,9 @@ def run_pipeline(args: argparse.Namespace, gate: bool) -> dict[str, Any]:
 
     clips = clip_list(args.clips, args.limit)
     t0 = time.perf_counter()
-    detector = Detector.load(args.model, threads=args.threads)
+    # Frames come back to back, as in replay: the pool threads may spin between runs (as Ultralytics'
+    # ONNX Runtime session does by default); the paced camera sweep below keeps the agent's setting, off.
+    detector = Detector.load(args.model, threads=args.threads, busy_wait=True)
     detector.detect(_first_frame(clips[0]))  # warm-up, like the other side
     load_s = time.perf_counter() - t0
     STAGE_MS.clear()
@@ -285,7 +287,7 @@ def run_ultralytics(args: argparse.Namespace) -> dict[str, Any]:
     labels = [LabelInfo.model_validate(x) for x in json.loads((args.model / LABELS_FILE).read_text())]
     clips = clip_list(args.clips, args.limit)
     t0 = time.perf_counter()
-    model = YOLO(str(args.weights))
+    model = YOLO(str(args.weights), task="detect")
     names = [model.names[i] for i in sorted(model.names)]
     if names != [label.name for label in labels]:
         raise SystemExit(
@@ -532,7 +534,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--weights", type=Path, required=True, help="Ultralytics .pt of the same model as --model")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="what Ultralytics loads: the .pt the model was exported from, or (default) the model folder's "
+        "model.onnx itself, which Ultralytics runs through its ONNX Runtime backend",
+    )
     p.add_argument(
         "--model", type=Path, required=True, help="model folder (model.onnx, labels.json, card.json)"
     )
@@ -547,7 +555,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="processing rate; files are read every floor(file fps / fps)th frame",
     )
     p.add_argument(
-        "--imgsz", type=int, default=None, help="Ultralytics imgsz (default: the ONNX model's input width)"
+        "--imgsz",
+        type=int,
+        default=None,
+        help="Ultralytics imgsz for a .pt (default: the ONNX model's longer side; an .onnx gets its own "
+        "fixed height x width)",
     )
     p.add_argument(
         "--conf", type=float, default=0.35, help="confidence threshold, both sides (the edge default)"
@@ -585,8 +597,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--child-n", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.imgsz is None:
-        card = json.loads((args.model / "card.json").read_text())
+    card = json.loads((args.model / "card.json").read_text())
+    if args.weights is None:
+        args.weights = args.model / "model.onnx"
+    if args.weights.suffix == ".onnx":
+        args.imgsz = [card["input_height"], card["input_width"]]  # a static ONNX input takes no other size
+    elif args.imgsz is None:
         args.imgsz = max(card["input_width"], card["input_height"])
     args.argv = [a for a in argv]
     return args

@@ -83,6 +83,11 @@ class EventTracker:
         self.rules = {rule.name or rule.type: rule for rule in rules}
         self.open: list[Event] = []
 
+    @property
+    def pending(self) -> bool:
+        """Whether an episode has begun and awaits its alarm."""
+        return any(ev.alert_t is None for ev in self.open)
+
     def update(self, hits: list[Hit], frame: Frame, dets: sv.Detections) -> list[EventChange]:
         """Fold this frame's hits into the episodes; returns the alerts, re-alarms and ends it causes."""
         changes: list[EventChange] = []

@@ -4,9 +4,9 @@ Frames are compared at low resolution (grey, blurred, ``width_px`` wide) against
 last saw, so slow changes add up instead of slipping under the threshold frame by frame. The forced
 interval keeps a violation that stands still (a stack left in place) in view of the rules. While things
 keep moving, ``max_detect_fps`` caps the detector's rate (Frigate's ``detect.fps`` idea): the rules wait
-seconds before they alert, so a few detections a second see most episodes. Off by default: on the held-out
-clips a cap of 3 skipped 64 % of frames instead of 41 % but lost one of 14 episodes found without it
-(docs/benchmarks.md); a box short of CPU may trade that risk for capacity.
+seconds before they alert, so a few detections a second see an episode begin. Once one has begun (the
+pipeline says an episode is ``pending``: seen, not yet alerted), the cap is lifted until it alerts or
+fades, so the alarm decision sees every frame that moved.
 """
 
 from __future__ import annotations
@@ -48,13 +48,16 @@ class MotionGate:
         diff = cv2.absdiff(small, self._reference)
         return float(np.count_nonzero(diff > self.cfg.pixel_threshold)) / diff.size
 
-    def check(self, image: np.ndarray, t: float) -> bool:
-        """True when the detector should run on this frame (and it becomes the new reference)."""
+    def check(self, image: np.ndarray, t: float, pending: bool = False) -> bool:
+        """True when the detector should run on this frame (and it becomes the new reference).
+
+        ``pending``: an episode awaits its alarm, so ``max_detect_fps`` does not hold back this frame.
+        """
         self.frames_checked += 1
         if not self.cfg.enabled:
             return True
         since = t - self._last_detect_t
-        cap = self.cfg.max_detect_fps
+        cap = None if pending else self.cfg.max_detect_fps
         if since < self.cfg.forced_interval_s and cap is not None and since < 1 / cap - 1e-6:
             self.frames_skipped += 1  # too soon: not even worth comparing
             return False

@@ -81,7 +81,7 @@ class CameraPipeline:
         if detector is not self._detector:
             self._use(detector)
         self.frames_seen += 1
-        if self.gate.check(frame.image, frame.t):
+        if self.gate.check(frame.image, frame.t, pending=self.events.pending):
             raw = detector.detect(frame.image, confidence=self.cfg.model.confidence, iou=self.cfg.model.iou)
             self.frames_detected += 1
             self.inference_ms_total += detector.last_inference_ms

@@ -88,7 +88,8 @@ def replay_video(
     cam = config.cameras[0].model_copy(
         update={"source": str(video), "loop": False, "realtime": False, "id": camera or config.cameras[0].id}
     )
-    det = detector or Detector.load(config.model.path, threads=config.model.threads)
+    # Frames come back to back here, so the detector's threads may spin between runs.
+    det = detector or Detector.load(config.model.path, threads=config.model.threads, busy_wait=True)
     pipeline = CameraPipeline(cam, config, DetectorSlot(det), evidence=False)
     found: dict[str, ReplayEvent] = {}
     source = FrameSource(cam, threading.Event(), strict=True)

@@ -42,6 +42,20 @@ def test_one_alert_after_min_duration_then_end_after_the_gap() -> None:
     assert ev.start_t == 2.0 and ev.last_t == 9.8 and ev is out[1][2]
 
 
+def test_pending_from_the_first_hit_until_the_alert_or_the_fade() -> None:
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3, max_gap_s=2)])
+    seen = []
+    d = dets(("board_blue", 100, 100, 300, 250), ("raw_meat", 150, 140, 200, 180))
+    for n in range(0, 30 * FPS):
+        t = n / FPS
+        tr.update([_hit()] if 2 <= t < 10 or 20 <= t < 21 else [], frame(t), d)
+        seen.append((t, tr.pending))
+    changes = [t for (_, p), (t, q) in zip(seen, seen[1:]) if p != q]
+    # pending from the first hit (2.0) to the alert (5.0); the 1-s flicker at 20 from 20.0 until it fades
+    # at 23.0 (last hit 20.8, then more than max_gap_s without one)
+    assert not seen[0][1] and changes == [2.0, 5.0, 20.0, 23.0]
+
+
 def test_short_flicker_never_alerts() -> None:
     tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3)])
     assert _run(tr, 10, lambda t: [_hit()] if 2 <= t < 4 else []) == []

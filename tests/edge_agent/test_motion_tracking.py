@@ -27,7 +27,7 @@ def test_still_scene_is_skipped_except_the_forced_interval() -> None:
 
 
 def test_moving_object_runs_the_detector() -> None:
-    gate = MotionGate(MotionSection(forced_interval_s=100))
+    gate = MotionGate(MotionSection(forced_interval_s=100, max_detect_fps=None))
     assert gate.check(_scene(100), 0.0)
     assert gate.check(_scene(140), 0.2)
     assert not gate.check(_scene(140), 0.4)
@@ -124,3 +124,12 @@ def test_detector_rate_is_capped_while_things_keep_moving() -> None:
     runs = [gate.check(_scene(100 + 10 * n), n / 6) for n in range(12)]  # moving every frame, 6 fps
     assert [round(n / 6, 2) for n, r in enumerate(runs) if r] == [0.0, 0.5, 1.0, 1.5]
     assert gate.frames_skipped == 8
+
+
+def test_a_pending_episode_lifts_the_rate_cap() -> None:
+    # The alarm decision should see every frame that moved while an episode waits for it.
+    gate = MotionGate(MotionSection(forced_interval_s=100, max_detect_fps=2))
+    pending = [1.0 <= n / 6 < 2.0 for n in range(18)]  # an episode pends from 1 s to 2 s
+    runs = [gate.check(_scene(100 + 10 * n), n / 6, pending=pending[n]) for n in range(18)]
+    detected = [round(n / 6, 2) for n, r in enumerate(runs) if r]
+    assert detected == [0.0, 0.5, 1.0, 1.17, 1.33, 1.5, 1.67, 1.83, 2.33, 2.83]
