@@ -104,14 +104,8 @@ class Detector:
         _, _, self.input_height, self.input_width = session.get_inputs()[0].shape
 
     @classmethod
-    def load(
-        cls, folder: Path, threads: int = 2, expected_sha256: str | None = None, busy_wait: bool = False
-    ) -> Detector:
-        """Load a model folder, checking that model.onnx has the sha256 of its card (and of the caller).
-
-        ``busy_wait``: the pool threads spin between runs instead of sleeping. Worth it only when runs come
-        back to back (replay, evaluation: ~15 % faster inference); cameras at their own pace leave it off.
-        """
+    def load(cls, folder: Path, threads: int = 2, expected_sha256: str | None = None) -> Detector:
+        """Load a model folder, checking that model.onnx has the sha256 of its card (and of the caller)."""
         folder = Path(folder)
         try:
             card = ModelCard.model_validate_json((folder / CARD_FILE).read_text())
@@ -130,7 +124,7 @@ class Detector:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Idle pool threads would spin-wait after every run: at 5 fps that burned ~3x the CPU of the
         # inference itself (bench/edge_throughput.py), CPU that a box's other cameras need.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if busy_wait else "0")
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(str(folder / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors

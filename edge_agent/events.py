@@ -27,6 +27,9 @@ from edge_agent.tracking import iou_matrix
 
 log = logging.getLogger(__name__)
 SAME_PLACE_IOU = 0.3
+# Frame times are quotients (n / fps) and their differences floats: 3 s from t = 1.6 to t = 4.6 comes out
+# as 2.9999999999999996. Durations are compared with this much slack, or alerts came a frame late.
+SLACK_S = 1e-6
 
 
 @dataclass
@@ -104,14 +107,14 @@ class EventTracker:
             seen.add(id(ev))
         for ev in list(self.open):
             cfg = self.rules[ev.rule_name]
-            if frame.t - ev.last_t > cfg.max_gap_s:
+            if frame.t - ev.last_t > cfg.max_gap_s + SLACK_S:
                 self.open.remove(ev)
                 if ev.alert_t is not None:
                     changes.append(self._end(ev))
                 else:
                     log.debug("camera %s: %s episode %s faded before the alarm", self.camera, ev.rule, ev.key)
             elif ev.alert_t is None:
-                lasted = ev.last_t - ev.start_t >= cfg.min_duration_s
+                lasted = ev.last_t - ev.start_t >= cfg.min_duration_s - SLACK_S
                 if lasted and ev.hits / ev.frames >= cfg.min_hit_ratio:
                     ev.alert_t = frame.t
                     log.info(
@@ -124,7 +127,7 @@ class EventTracker:
                         ev.score,
                     )
                     changes.append(EventChange("new", ev))
-            elif frame.t - ev.alert_t >= cfg.realarm_s:
+            elif frame.t - ev.alert_t >= cfg.realarm_s - SLACK_S:
                 changes.append(self._end(ev, at_t=frame.t, at=frame.at))
                 self.open.remove(ev)
                 again = self._realarm(ev, frame)

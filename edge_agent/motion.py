@@ -58,11 +58,12 @@ class MotionGate:
             return True
         since = t - self._last_detect_t
         cap = None if pending else self.cfg.max_detect_fps
-        if since < self.cfg.forced_interval_s and cap is not None and since < 1 / cap - 1e-6:
+        if since < self.cfg.forced_interval_s - 1e-6 and cap is not None and since < 1 / cap - 1e-6:
             self.frames_skipped += 1  # too soon: not even worth comparing
             return False
         small = self._small(image)
-        if since >= self.cfg.forced_interval_s or self.changed_fraction(small) >= self.cfg.min_area_fraction:
+        forced = since >= self.cfg.forced_interval_s - 1e-6  # frame times are floats (n / fps)
+        if forced or self.changed_fraction(small) >= self.cfg.min_area_fraction:
             self._reference = small
             self._last_detect_t = t
             return True

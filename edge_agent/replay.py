@@ -88,8 +88,7 @@ def replay_video(
     cam = config.cameras[0].model_copy(
         update={"source": str(video), "loop": False, "realtime": False, "id": camera or config.cameras[0].id}
     )
-    # Frames come back to back here, so the detector's threads may spin between runs.
-    det = detector or Detector.load(config.model.path, threads=config.model.threads, busy_wait=True)
+    det = detector or Detector.load(config.model.path, threads=config.model.threads)
     pipeline = CameraPipeline(cam, config, DetectorSlot(det), evidence=False)
     found: dict[str, ReplayEvent] = {}
     source = FrameSource(cam, threading.Event(), strict=True)

@@ -19,12 +19,6 @@ def test_idle_pool_threads_do_not_spin(model_dir: Path) -> None:
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_back_to_back_runs_may_spin(model_dir: Path) -> None:
-    # Replay and evaluation run frames back to back: spinning saved ~15 % of inference time there.
-    options = Detector.load(model_dir, threads=2, busy_wait=True).session.get_session_options()
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
-
-
 @pytest.mark.parametrize("n", [1, 12, 300, 1500])
 def test_nms_matches_torchvision_on_both_paths(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The all-pairs path (edge) and the row-by-row one (eval's many boxes) keep what torchvision keeps."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from edge_agent.events import EventTracker
@@ -50,10 +52,17 @@ def test_pending_from_the_first_hit_until_the_alert_or_the_fade() -> None:
         t = n / FPS
         tr.update([_hit()] if 2 <= t < 10 or 20 <= t < 21 else [], frame(t), d)
         seen.append((t, tr.pending))
-    changes = [t for (_, p), (t, q) in zip(seen, seen[1:]) if p != q]
+    changes = [t for (_, p), (t, q) in itertools.pairwise(seen) if p != q]
     # pending from the first hit (2.0) to the alert (5.0); the 1-s flicker at 20 from 20.0 until it fades
     # at 23.0 (last hit 20.8, then more than max_gap_s without one)
     assert not seen[0][1] and changes == [2.0, 5.0, 20.0, 23.0]
+
+
+def test_alert_exactly_min_duration_after_the_first_hit() -> None:
+    # 4.6 - 1.6 is 2.9999999999999996 in floats: the alert came one frame late (4.8) before the slack.
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3, max_gap_s=2)])
+    out = _run(tr, 10, lambda t: [_hit()] if t >= 1.6 else [])
+    assert [(t, p) for t, p, _ in out] == [(4.6, "new")]
 
 
 def test_short_flicker_never_alerts() -> None:
@@ -107,7 +116,7 @@ def test_best_frame_is_the_highest_score() -> None:
 def test_best_frame_is_frozen_at_the_alert() -> None:
     """The snapshot is taken at the alert; later messages must describe that frame, not a better one."""
     tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3)])
-    out = _run(tr, 10, lambda t: [_hit(score=0.95 if t == 6.0 else 0.5)] if t < 8 else [])
+    out = _run(tr, 11, lambda t: [_hit(score=0.95 if t == 6.0 else 0.5)] if t < 8 else [])
     assert [p for _, p, _ in out] == ["new", "end"]
     ev = out[1][2]
     assert ev.best.frame.t < 3.1 and ev.best.score == 0.5 and ev.score == 0.95
