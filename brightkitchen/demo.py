@@ -25,10 +25,10 @@ from typing import Annotated
 import typer
 import yaml
 
+from brightkitchen.model_card import newest_model
+
 log = logging.getLogger(__name__)
 app = typer.Typer(help="One-command demo on embedded defaults.", no_args_is_help=True)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = Path(__file__).resolve().parent / "samples" / "demo-kitchen.mp4"
 RESTAURANT, CAMERA, DISTRICT = "demo-r1", "demo-cam1", "Demo district"
 LOGINS = {"inspector": "inspector", "restaurant": "restaurant", "admin": "admin"}
@@ -77,14 +77,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def shipped_model() -> Path:
-    """The newest model folder in ``models/``."""
-    folders = sorted((p for p in (REPO_ROOT / "models").glob("*/card.json")), key=lambda p: p.stat().st_mtime)
-    if not folders:
-        raise RuntimeError(f"no model folder with card.json under {REPO_ROOT / 'models'}")
-    return folders[-1].parent
 
 
 def _cli(*args: str) -> list[str]:
@@ -231,7 +223,7 @@ def run(
     shutil.rmtree(workdir, ignore_errors=True)
     broker_port, http_port = free_port(broker_port), free_port(http_port)
     typer.echo("preparing: configs, database, demo restaurant and logins …")
-    passwords = prepare(workdir, broker_port, http_port, model or shipped_model())
+    passwords = prepare(workdir, broker_port, http_port, model or newest_model())
 
     services: list[Service] = []
     _stop_on_signals()

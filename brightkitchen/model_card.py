@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # the models this checkout ships
 MODEL_FILE = "model.onnx"
 LABELS_FILE = "labels.json"
 CARD_FILE = "card.json"
@@ -67,3 +68,11 @@ def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def newest_model(folder: Path = MODELS_DIR) -> Path:
+    """The model folder in ``folder`` whose card was created last (the shipped one, in ``models/``)."""
+    cards = [(ModelCard.read(p.parent).created_at, p.parent) for p in Path(folder).glob(f"*/{CARD_FILE}")]
+    if not cards:
+        raise FileNotFoundError(f"no model folder with {CARD_FILE} under {folder}")
+    return max(cards)[1]

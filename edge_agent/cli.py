@@ -63,7 +63,10 @@ def replay(
         Path | None, typer.Option("--config", "-c", help="edge config; its first camera")
     ] = None,
     model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="model folder (overrides the config)")
+        Path | None,
+        typer.Option(
+            "--model", "-m", help="model folder (overrides the config; default: the newest in models/)"
+        ),
     ] = None,
     camera: Annotated[
         str | None, typer.Option(help="camera id to report (default: config or file name)")
@@ -72,6 +75,7 @@ def replay(
 ) -> None:
     """Run the pipeline over a video file without a broker and list the events (times from video start)."""
     from brightkitchen.config import ConfigError
+    from brightkitchen.model_card import newest_model
     from edge_agent.config import load_edge_config
     from edge_agent.detector import ModelLoadError
     from edge_agent.replay import replay_video
@@ -79,8 +83,10 @@ def replay(
 
     try:
         cfg = load_edge_config(config) if config else None
+        if model is None and cfg is None:
+            model = newest_model()
         events = replay_video(video, model, cfg, camera=camera)
-    except (ConfigError, ModelLoadError, SourceError, ValueError) as exc:
+    except (ConfigError, ModelLoadError, SourceError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     for ev in events:
         if as_json:

@@ -83,7 +83,7 @@ class MotionSection(_Strict):
     min_area_fraction: float = Field(0.002, gt=0, lt=1, description="share of changed pixels that counts")
     forced_interval_s: float = Field(2.0, gt=0, description="run the detector at least this often")
     max_detect_fps: float | None = Field(
-        3.0,
+        2.0,
         gt=0,
         description="run the detector at most this often while things move and no episode awaits its "
         "alarm (null: no cap)",

@@ -27,6 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from brightkitchen.contract import decode
+from brightkitchen.model_card import newest_model
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
@@ -214,21 +215,15 @@ def collector(broker: Broker) -> Iterator[Collector]:
     c.close()
 
 
-def _newest_model() -> Path | None:
-    env = os.environ.get("BK_TEST_MODEL")
-    if env:
-        return Path(env)
-    found = sorted((REPO / "models").glob("*/card.json"), key=lambda p: p.stat().st_mtime)
-    return found[-1].parent if found else None
-
-
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
     """The newest model folder in models/ (or $BK_TEST_MODEL); tests that need one skip without it."""
-    folder = _newest_model()
-    if folder is None:
+    if env := os.environ.get("BK_TEST_MODEL"):
+        return Path(env)
+    try:
+        return newest_model()
+    except FileNotFoundError:
         pytest.skip("no model folder in models/ yet")
-    return folder
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from brightkitchen.cli import app
@@ -60,3 +61,34 @@ def test_run_with_a_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     )
     result = _run("run", "--config", str(path))
     assert result.exit_code == 2 and "model folder" in result.output
+
+
+def test_replay_without_model_or_config_uses_the_shipped_model(tmp_path: Path) -> None:
+    from edge_agent.evidence import encode_mp4
+
+    from .test_sources import _image
+
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(encode_mp4([_image(0)] * 3, 5))
+    result = _run("replay", str(clip))
+    assert result.exit_code == 0, result.output
+    assert f"0 events in {clip}" in result.output
+
+
+def test_newest_model_goes_by_the_card_not_the_file_time(tmp_path: Path, model_dir: Path) -> None:
+    import json
+    import os
+    import shutil
+
+    from brightkitchen.model_card import newest_model
+
+    for name, created in (("m-old", "2026-01-01T00:00:00Z"), ("m-new", "2026-06-01T00:00:00Z")):
+        (tmp_path / name).mkdir()
+        card = json.loads((model_dir / "card.json").read_text()) | {"created_at": created}
+        (tmp_path / name / "card.json").write_text(json.dumps(card))
+    os.utime(tmp_path / "m-new" / "card.json", (0, 0))  # a checkout sets file times in any order
+    assert newest_model(tmp_path) == tmp_path / "m-new"
+    shutil.rmtree(tmp_path / "m-new")
+    shutil.rmtree(tmp_path / "m-old")
+    with pytest.raises(FileNotFoundError, match="no model folder"):
+        newest_model(tmp_path)
