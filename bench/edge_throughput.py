@@ -2,9 +2,11 @@
 
 Sides, each in a fresh subprocess (so peak RSS and imports do not mix):
 
-- ``ultralytics``: ``YOLO(weights).predict(source=clip, stream=True, imgsz, conf, iou, vid_stride=k)``; its
-  boxes (``sv.Detections.from_ultralytics``) go through the pipeline's own tracker, rules and event stages,
-  so event recall is comparable. No motion gate, no evidence: a plain loop.
+- ``ultralytics``: ``YOLO(weights).predict(source=clip, stream=True, imgsz, conf, iou, vid_stride=k)``, where
+  ``weights`` is by default the model folder's own ``model.onnx`` (Ultralytics runs it through its ONNX
+  Runtime backend: the same file on both sides) or the ``.pt`` it was exported from; its boxes
+  (``sv.Detections.from_ultralytics``) go through the pipeline's own tracker, rules and event stages, so
+  event recall is comparable. No motion gate, no evidence: a plain loop.
 - ``pipeline``: ``edge_agent`` as the agent runs a camera (``FrameSource``, decoded ahead in its own thread by
   ``prefetch`` → ``CameraPipeline``: motion gate (``--max-detect-fps`` caps its rate),
   ONNX Runtime detector, tracker, rules, events, and evidence — ring buffer, JPEG snapshots and H.264 clips
@@ -13,16 +15,18 @@ Sides, each in a fresh subprocess (so peak RSS and imports do not mix):
 
 Fairness: both read every ``k``-th frame of each clip, ``k = floor(clip fps / --fps)`` (12-fps clips and
 ``--fps 5`` → every 2nd frame, 6 fps; Ultralytics' ``vid_stride`` keeps frames k-1, 2k-1, …, the pipeline
-0, k, 2k, …), at the model's input size (``--imgsz``, default the ONNX model's width), with the same
-confidence and NMS IoU and the same thread count (torch and ONNX Runtime intra-op). Timing starts after
-the model is loaded and has run once; decoding the video is inside the timed loop for both sides.
+0, k, 2k, …), at the model's input size (an ``.onnx`` has a fixed one; for a ``.pt``, ``--imgsz``, default
+the ONNX model's longer side), with the same confidence and NMS IoU and ``--threads`` (torch's, and ONNX
+Runtime's intra-op on the pipeline side; Ultralytics' own ONNX Runtime session takes its default, one
+thread per core). Timing starts after the model is loaded and has run once; decoding the video is inside
+the timed loop for both sides. With ``--repeat``, the sides run interleaved and the throughput ratio is
+taken per round (two runs next to each other in time), then its median.
 
 Then ``cameras``: N simulated 5-fps cameras (the clips looped and paced in real time) in one process with
 one shared detector session, one ``CameraWorker`` thread each as in the agent (evidence on, no MQTT),
 N = 1, 2, 4, 6, … until a camera cannot keep ``--fps`` (fewer than 95 % of its frames in the window).
 
-    .venv/bin/python bench/edge_throughput.py --weights /work/runs/bk-1.0.0/weights/best.pt \\
-        --model models/bk-detector-0.4.0 --clips /work/data/clips-heldout
+    .venv/bin/python bench/edge_throughput.py --model models/bk-detector-0.4.0 --clips data/clips-heldout
 """
 
 from __future__ import annotations
