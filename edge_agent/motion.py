@@ -16,6 +16,8 @@ import numpy as np
 
 from edge_agent.config import MotionSection
 
+SLACK_S = 1e-6  # frame times are floats (n / fps): an interval of exactly 0.5 s may come out a hair short
+
 
 class MotionGate:
     """``check(image, t)`` says whether to run the detector on this frame; counts what it skipped."""
@@ -57,12 +59,12 @@ class MotionGate:
         if not self.cfg.enabled:
             return True
         since = t - self._last_detect_t
+        forced = since >= self.cfg.forced_interval_s - SLACK_S
         cap = None if pending else self.cfg.max_detect_fps
-        if since < self.cfg.forced_interval_s - 1e-6 and cap is not None and since < 1 / cap - 1e-6:
+        if not forced and cap is not None and since < 1 / cap - SLACK_S:
             self.frames_skipped += 1  # too soon: not even worth comparing
             return False
         small = self._small(image)
-        forced = since >= self.cfg.forced_interval_s - 1e-6  # frame times are floats (n / fps)
         if forced or self.changed_fraction(small) >= self.cfg.min_area_fraction:
             self._reference = small
             self._last_detect_t = t
