@@ -22,14 +22,12 @@ import supervision as sv
 from brightkitchen.contract import DetailValue, Severity
 from edge_agent.config import RuleConfig
 from edge_agent.rules.base import Hit
+from edge_agent.sources import TIME_SLACK_S as SLACK_S
 from edge_agent.sources import Frame
 from edge_agent.tracking import iou_matrix
 
 log = logging.getLogger(__name__)
 SAME_PLACE_IOU = 0.3
-# Frame times are quotients (n / fps) and their differences floats: 3 s from t = 1.6 to t = 4.6 comes out
-# as 2.9999999999999996. Durations are compared with this much slack, or alerts came a frame late.
-SLACK_S = 1e-6
 
 
 @dataclass

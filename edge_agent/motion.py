@@ -15,8 +15,7 @@ import cv2
 import numpy as np
 
 from edge_agent.config import MotionSection
-
-SLACK_S = 1e-6  # frame times are floats (n / fps): an interval of exactly 0.5 s may come out a hair short
+from edge_agent.sources import TIME_SLACK_S as SLACK_S
 
 
 class MotionGate:

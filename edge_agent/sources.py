@@ -84,6 +84,11 @@ class SourceError(RuntimeError):
     """A source that cannot be read at all (missing or corrupt file) in strict mode."""
 
 
+# Frame times are quotients (n / fps) and their differences floats: 3 s from t = 1.6 to t = 4.6 comes out
+# as 2.9999999999999996. Durations between frames are compared with this much slack.
+TIME_SLACK_S = 1e-6
+
+
 @dataclass(frozen=True)
 class Frame:
     """One frame: ``t`` is seconds since the source started (video time for files), ``at`` wall time."""
