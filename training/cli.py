@@ -21,11 +21,20 @@ def synth_cmd(
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of images in val.")] = 0.1,
     width: Annotated[int, typer.Option(min=64)] = 640,
     height: Annotated[int, typer.Option(min=64)] = 360,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="scene: random counter scenes; clip: frames of scripted clips (hands placing food, containers "
+            "being stacked), mostly just after a hand reached its spot."
+        ),
+    ] = "scene",
 ) -> None:
     """Render procedural kitchen stills with exact labels (boards by colour, food by category, containers)."""
-    from training.synth.stills import write_dataset
+    from training.synth.stills import SOURCES, write_dataset
 
-    manifest = write_dataset(out, images, seed, val_fraction, width, height)
+    if source not in SOURCES:
+        raise typer.BadParameter(f"expected one of {', '.join(SOURCES)}", param_hint="--source")
+    manifest = write_dataset(out, images, seed, val_fraction, width, height, source=source)
     counts = ", ".join(f"{k} {v}" for k, v in manifest["instances"].items())
     typer.echo(f"{out}: {images} images ({manifest['val']} val); instances: {counts}")
     typer.echo(f"preview: {out / 'preview.png'}")

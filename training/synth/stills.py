@@ -1,7 +1,9 @@
 """Write a YOLO-layout dataset of synthetic stills, with a preview mosaic and a fingerprinted manifest.
 
-Image ``i`` of a dataset with seed ``s`` is drawn from ``SeedSequence([s, i])`` alone, so it does not depend
-on the dataset size and images could be rendered in parallel; the same seed gives byte-identical files.
+Two sources of stills: random counter scenes (``scene``), and frames of scripted clips (``clip``: a hand
+placing, working or taking away, a stack being made, as the edge agent sees them). Image ``i`` of a dataset
+with seed ``s`` is drawn from ``SeedSequence([s, i])`` alone, so it does not depend on the dataset size and
+images could be rendered in parallel; the same seed and source give byte-identical files.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from tqdm import tqdm
 from training.classes import CLASS_NAMES
 from training.synth.photometric import apply_look, sample_look
 from training.synth.render import Label, Rendered, Renderer
+from training.synth.clips import make_script
 from training.synth.scene import sample_scene
+from training.synth.state import SceneState
 
-GENERATOR_VERSION = "synth-stills/3"
+GENERATOR_VERSION = "synth-stills/4"
+SOURCES = ("scene", "clip")
 
 
 @dataclass
@@ -39,14 +44,33 @@ def image_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, index]))
 
 
-def make_still(seed: int, index: int, width: int = 640, height: int = 360) -> Still:
-    """Render still ``index`` of dataset ``seed``."""
+def make_still(seed: int, index: int, width: int = 640, height: int = 360, source: str = "scene") -> Still:
+    """Render still ``index`` of dataset ``seed`` from ``source`` (one of SOURCES)."""
     rng = image_rng(seed, index)
-    state = sample_scene(rng, width, height)
-    rendered = Renderer().render(state)
-    look = sample_look(rng, width, height)
-    image = apply_look(rendered.image, look, rng, motion_angle=float(rng.uniform(0, np.pi)))
+    if source == "scene":
+        rendered = Renderer().render(sample_scene(rng, width, height))
+        look = sample_look(rng, width, height)
+        image = apply_look(rendered.image, look, rng, motion_angle=float(rng.uniform(0, np.pi)))
+    elif source == "clip":
+        rendered = Renderer().render(_clip_state(rng, width, height))
+        look = sample_look(rng, width, height)
+        look.motion_px, look.noise_sigma = 0, look.noise_sigma * 0.6  # as write_clip films its clips
+        image = apply_look(rendered.image, look, rng)
+    else:
+        raise ValueError(f"unknown still source {source!r}; expected one of {', '.join(SOURCES)}")
     return Still(image, rendered.labels, rendered, look.jpeg_quality)
+
+
+def _clip_state(rng: np.random.Generator, width: int, height: int) -> SceneState:
+    """One instant of a random clip script: in two of three draws, just after a hand reached its spot (food
+    put down under the glove, a container set on another), else any time of the clip."""
+    script = make_script(rng, clean=bool(rng.random() < 0.25), width=width, height=height)
+    if script.actions and rng.random() < 2 / 3:
+        a = script.actions[rng.integers(len(script.actions))]
+        t = a.t_arrive + float(rng.uniform(-0.3, a.hold_s + a.leave_s + 0.5))
+    else:
+        t = float(rng.uniform(0, script.duration_s))
+    return script.state_at(min(max(t, 0.0), script.duration_s))
 
 
 def draw_boxes(image_rgb: np.ndarray, labels: list[Label]) -> np.ndarray:
@@ -80,8 +104,9 @@ def write_dataset(
     width: int = 640,
     height: int = 360,
     progress: bool = True,
+    source: str = "scene",
 ) -> dict:
-    """Write ``images`` stills as DIR/images/{train,val}, DIR/labels/{train,val}, data.yaml, preview.png and
+    """Write ``images`` stills from ``source`` as DIR/images/{train,val}, DIR/labels/{train,val}, data.yaml, preview.png and
     manifest.json; returns the manifest. The last ``val_fraction`` of the indices form the val split; the
     fingerprint is the sha256 of every file name, JPEG and label file in index order."""
     out = Path(out)
@@ -93,7 +118,7 @@ def write_dataset(
     digest = hashlib.sha256()
     previews: list[np.ndarray] = []
     for i in tqdm(range(images), desc="synth stills", unit="img", disable=not progress):
-        still = make_still(seed, i, width, height)
+        still = make_still(seed, i, width, height, source)
         split = "val" if i >= images - n_val else "train"
         name = f"synth_{seed}_{i:06d}"
         ok, jpg = cv2.imencode(
@@ -123,6 +148,7 @@ def write_dataset(
     cv2.imwrite(str(out / "preview.png"), cv2.cvtColor(mosaic(previews), cv2.COLOR_RGB2BGR))
     manifest = {
         "generator_version": GENERATOR_VERSION,
+        "source": source,
         "seed": seed,
         "count": images,
         "train": images - n_val,
