@@ -26,7 +26,7 @@ Then ``cameras``: N simulated 5-fps cameras (the clips looped and paced in real 
 one shared detector session, one ``CameraWorker`` thread each as in the agent (evidence on, no MQTT),
 N = 1, 2, 4, 6, … until a camera cannot keep ``--fps`` (fewer than 95 % of its frames in the window).
 
-    .venv/bin/python bench/edge_throughput.py --model models/bk-detector-0.4.0 --clips data/clips-heldout
+    .venv/bin/python bench/edge_throughput.py --model models/bk-detector-0.5.0 --clips data/clips-heldout
 """
 
 from __future__ import annotations
@@ -542,7 +542,9 @@ def report(sides: dict[str, dict[str, Any]], cams: list[dict[str, Any]], args: a
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    from edge_agent.config import MotionSection
+    from edge_agent.config import ModelSection, MotionSection
+
+    model_defaults = {k: f.default for k, f in ModelSection.model_fields.items()}
 
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -575,9 +577,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "fixed height x width)",
     )
     p.add_argument(
-        "--conf", type=float, default=0.35, help="confidence threshold, both sides (the edge default)"
+        "--conf",
+        type=float,
+        default=model_defaults["confidence"],
+        help="confidence threshold, both sides (default: the edge's)",
     )
-    p.add_argument("--iou", type=float, default=0.5, help="NMS IoU, both sides (the edge default)")
+    p.add_argument(
+        "--iou", type=float, default=model_defaults["iou"], help="NMS IoU, both sides (default: the edge's)"
+    )
     p.add_argument(
         "--max-detect-fps",
         type=float,

@@ -44,7 +44,12 @@ class ModelSection(_Strict):
     path: Path = Field(description="a model folder from models/ (model.onnx, labels.json, card)")
     threads: int = Field(2, ge=1, le=64, description="ONNX Runtime intra-op threads")
     confidence: float = Field(0.35, gt=0, lt=1)
-    iou: float = Field(0.5, gt=0, lt=1)
+    iou: float = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="class-wise NMS overlap; a stacked pair's two container boxes overlap 0.5-0.65",
+    )
     download_dir: Path = Field(Path("models"), description="where switch_model unpacks downloaded models")
     rollback_errors: int = Field(
         5, ge=1, description="roll back by itself after this many processing errors right after a switch"

@@ -1,7 +1,8 @@
 """``stacked_containers``: a food container set directly on top of another one.
 
 Seen by a fixed, tilted camera, the upper container's box overlaps the lower one's horizontally, rises
-above the lower one's top, and its bottom edge lies inside the lower box near its top. Containers side by
+above the lower one's top, and its bottom edge lies inside the lower box near its top, or deeper when the
+upper box lies within the lower's width (it sits in the lower's opening, whose rim is all that shows). Containers side by
 side (little horizontal overlap) and one nested inside another (its top not above the other's top) are not
 violations. One episode per (upper, lower) pair of tracks.
 """
@@ -27,6 +28,16 @@ class Params(BaseModel):
         le=1,
         description="the upper one's bottom edge lies within this share of the lower's height",
     )
+    inside_band: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="how deep the upper one's bottom edge may lie when its box is within the lower's width "
+        "(it sits in the other's opening; a container behind that shows this low juts out at the sides)",
+    )
+    inside_margin: float = Field(
+        0.03, ge=0, le=0.5, description="box jitter allowed for 'within the width', a share of its width"
+    )
     min_rise: float = Field(
         0.0,
         ge=0,
@@ -50,7 +61,10 @@ def stacked_pairs(xyxy: np.ndarray, params: Params) -> list[tuple[int, int]]:
             if narrower <= 0 or overlap_x / narrower < params.min_overlap_x:
                 continue
             lower_h, upper_h = ly2 - ly1, uy2 - uy1
-            if not ly1 < uy2 <= ly1 + params.top_band * lower_h:
+            margin = params.inside_margin * (lx2 - lx1)
+            within = lx1 - margin <= ux1 and ux2 <= lx2 + margin
+            band = params.inside_band if within else params.top_band
+            if not ly1 < uy2 <= ly1 + band * lower_h:
                 continue
             if ly1 - uy1 < params.min_rise * upper_h:
                 continue
