@@ -24,8 +24,8 @@ def synth_cmd(
     source: Annotated[
         str,
         typer.Option(
-            help="scene: random counter scenes; clip: frames of scripted clips (hands placing food, containers "
-            "being stacked), mostly just after a hand reached its spot."
+            help="scene: random counter scenes; clip: frames of scripted clips (hands placing food, "
+            "containers being stacked), mostly just after a hand reached its spot."
         ),
     ] = "scene",
 ) -> None:

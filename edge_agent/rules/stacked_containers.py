@@ -2,9 +2,9 @@
 
 Seen by a fixed, tilted camera, the upper container's box overlaps the lower one's horizontally, rises
 above the lower one's top, and its bottom edge lies inside the lower box near its top, or deeper when the
-upper box lies within the lower's width (it sits in the lower's opening, whose rim is all that shows). Containers side by
-side (little horizontal overlap) and one nested inside another (its top not above the other's top) are not
-violations. One episode per (upper, lower) pair of tracks.
+upper box lies within the lower's width (it sits in the lower's opening, whose rim is all that shows).
+Containers side by side (little horizontal overlap) and one nested inside another (its top not above the
+other's top) are not violations. One episode per (upper, lower) pair of tracks.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def test_labels_are_tight_visible_and_complete(index: int, source: str) -> None:
 
 
 def test_unknown_source_is_named() -> None:
-    with pytest.raises(ValueError, match="'frames'.*scene, clip"):
+    with pytest.raises(ValueError, match=r"'frames'.*scene, clip"):
         make_still(1, 0, source="frames")
 
 

@@ -25,7 +25,7 @@ from training.synth.things import cached_food_sprite
 MIN_VISIBLE_FRACTION = 0.5
 # Kinds a labeller still names from a part. A container's rim under the one stacked on it: at 0.5 most lower
 # containers of stacked pairs were dropped (a quarter to half of one shows in the clips), so the model never
-# saw a stack whose lower part is a rim. Food under the glove that has just put it down: 12-40 % of it shows
+# saw a stack whose lower part is a rim. Food under the glove that has just put it down: 6-46 % of it shows
 # for the first ~0.7 s on the board, which delayed board alarms past T + 1 s.
 MIN_VISIBLE_BY_KIND = {"container": 0.15, "food": 0.25}
 

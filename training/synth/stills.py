@@ -19,9 +19,9 @@ import yaml
 from tqdm import tqdm
 
 from training.classes import CLASS_NAMES
+from training.synth.clips import make_script
 from training.synth.photometric import apply_look, sample_look
 from training.synth.render import Label, Rendered, Renderer
-from training.synth.clips import make_script
 from training.synth.scene import sample_scene
 from training.synth.state import SceneState
 
@@ -106,9 +106,9 @@ def write_dataset(
     progress: bool = True,
     source: str = "scene",
 ) -> dict:
-    """Write ``images`` stills from ``source`` as DIR/images/{train,val}, DIR/labels/{train,val}, data.yaml, preview.png and
-    manifest.json; returns the manifest. The last ``val_fraction`` of the indices form the val split; the
-    fingerprint is the sha256 of every file name, JPEG and label file in index order."""
+    """Write ``images`` stills from ``source`` as DIR/images/{train,val}, DIR/labels/{train,val}, data.yaml,
+    preview.png and manifest.json; returns the manifest. The last ``val_fraction`` of the indices form the
+    val split; the fingerprint is the sha256 of every file name, JPEG and label file in index order."""
     out = Path(out)
     for split in ("train", "val"):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
