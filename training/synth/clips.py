@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from training.classes import BOARD_COLOURS, FOOD_CATEGORIES
 from training.synth.palette import DEFAULT_BOARD_FOOD, correct_food, is_violation
-from training.synth.photometric import apply_look, sample_look
+from training.synth.photometric import Look, apply_look, sample_look
 from training.synth.render import Renderer
 from training.synth.scene import Placer, sample_camera
 from training.synth.state import SceneObject, SceneState
@@ -301,15 +301,22 @@ class ClipInfo:
     clean: bool = False
 
 
+def clip_look(rng: np.random.Generator, width: int, height: int) -> Look:
+    """A fixed camera's look: no motion blur (hands move, the camera does not), and 0.6 of the still grain
+    (camera encoders denoise before H.264; full-strength grain would bloat the files)."""
+    look = sample_look(rng, width, height)
+    look.motion_px = 0
+    look.noise_sigma *= 0.6
+    return look
+
+
 def write_clip(
     path: Path, script: ClipScript, fps: float, rng: np.random.Generator, camera: str, seed: int
 ) -> ClipInfo:
     """Render and encode one clip (H.264, yuv420p) and its ground-truth JSON beside it."""
     states = clip_states(script, fps)
     cam = script.static.camera
-    look = sample_look(rng, cam.width, cam.height)
-    look.motion_px = 0  # hands move, the camera does not
-    look.noise_sigma *= 0.6  # camera encoders denoise before H.264; full-strength grain would bloat the files
+    look = clip_look(rng, cam.width, cam.height)
     flicker_hz, flicker_amp = rng.uniform(0.3, 2.0), rng.uniform(0.005, 0.03)
     renderer = Renderer()
     with av.open(str(path), mode="w") as out:

@@ -19,7 +19,7 @@ import yaml
 from tqdm import tqdm
 
 from training.classes import CLASS_NAMES
-from training.synth.clips import make_script
+from training.synth.clips import clip_look, make_script
 from training.synth.photometric import apply_look, sample_look
 from training.synth.render import Label, Rendered, Renderer
 from training.synth.scene import sample_scene
@@ -46,18 +46,16 @@ def image_rng(seed: int, index: int) -> np.random.Generator:
 
 def make_still(seed: int, index: int, width: int = 640, height: int = 360, source: str = "scene") -> Still:
     """Render still ``index`` of dataset ``seed`` from ``source`` (one of SOURCES)."""
-    rng = image_rng(seed, index)
-    if source == "scene":
-        rendered = Renderer().render(sample_scene(rng, width, height))
-        look = sample_look(rng, width, height)
-        image = apply_look(rendered.image, look, rng, motion_angle=float(rng.uniform(0, np.pi)))
-    elif source == "clip":
-        rendered = Renderer().render(_clip_state(rng, width, height))
-        look = sample_look(rng, width, height)
-        look.motion_px, look.noise_sigma = 0, look.noise_sigma * 0.6  # as write_clip films its clips
-        image = apply_look(rendered.image, look, rng)
-    else:
+    if source not in SOURCES:
         raise ValueError(f"unknown still source {source!r}; expected one of {', '.join(SOURCES)}")
+    rng = image_rng(seed, index)
+    clip = source == "clip"
+    rendered = Renderer().render(
+        _clip_state(rng, width, height) if clip else sample_scene(rng, width, height)
+    )
+    look = (clip_look if clip else sample_look)(rng, width, height)  # a clip frame is filmed as its clip is
+    angle = 0.0 if clip else float(rng.uniform(0, np.pi))
+    image = apply_look(rendered.image, look, rng, motion_angle=angle)
     return Still(image, rendered.labels, rendered, look.jpeg_quality)
 
 
