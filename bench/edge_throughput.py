@@ -132,8 +132,10 @@ def instrument_stages() -> None:
     _time_calls(EventTracker, "update", "events")
     _time_calls(evidence.EvidenceRecorder, "push", "evidence")
     _time_calls(evidence.EvidenceRecorder, "snapshots", "evidence")
-    _time_calls(evidence.EvidenceRecorder, "flush", "evidence")
-    _time_calls(evidence, "encode_mp4", "evidence_encode")
+    # Clips encode on the recorder's own thread: "clip_encode" is that thread's time, overlapping the rest;
+    # "clip_wait" is the camera thread waiting for the last clips at the end of a video (``flush``).
+    _time_calls(evidence.EvidenceRecorder, "flush", "clip_wait")
+    _time_calls(evidence, "encode_mp4", "clip_encode")
     _time_calls(evidence, "encode_jpeg", "evidence_encode")
 
 
@@ -392,7 +394,7 @@ def summarise_side(
         else:
             out["overhead_pct"] = 100 * rest / inference
             out["overhead_pct_with_decode"] = 100 * (rest + decode) / inference
-            work = rest - stages_ms.get("evidence_encode", 0.0)
+            work = rest - stages_ms.get("evidence_encode", 0.0) - stages_ms.get("clip_wait", 0.0)
             out["overhead_pct_without_evidence_encode"] = 100 * work / inference
             # The measure: per frame the pipeline handles (skipped by the gate or not), the time
             # outside inference, decoding and evidence encoding, against the time of one inference.

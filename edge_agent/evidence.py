@@ -1,6 +1,10 @@
 """Evidence for an alert: the best frame as JPEG with boxes and labels drawn, a clean copy for retraining,
 and a clip from a ring buffer (``clip_pre_s`` before the onset to ``clip_post_s`` after the alert).
 
+A finished clip is encoded on the recorder's own thread while the camera's thread goes on to the next
+frames: encoding takes as long as ~15 inferences, and libx264 and OpenCV release the GIL, so on a 2-core
+box the two overlap instead of adding up. Clips come out of ``push`` in the order they finished.
+
 Clips are H.264 MP4 (yuv420p, faststart) written with PyAV: OpenCV's wheels cannot encode H.264, and
 Chromium does not play their ``mp4v`` (see DESIGN.md).
 """
@@ -10,7 +14,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import uuid
+import weakref
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -117,6 +123,9 @@ class EvidenceRecorder:
         self._ring: deque[tuple[float, np.ndarray]] = deque(maxlen=max(2, int(ring_s * cfg.clip_fps) + 2))
         self._next_t = float("-inf")
         self._pending: list[_PendingClip] = []
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"clip-{camera}")
+        self._encoding: deque[Future[Media | None]] = deque()
+        weakref.finalize(self, self._encoder.shutdown, wait=False)
 
     def _small(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -126,7 +135,7 @@ class EvidenceRecorder:
         return cv2.resize(image, (self.cfg.clip_max_width, round(h * scale)), interpolation=cv2.INTER_AREA)
 
     def push(self, frame: Frame) -> list[Media]:
-        """Add a frame (thinned to ``clip_fps``); returns the clips that are complete now."""
+        """Add a frame (thinned to ``clip_fps``); returns the clips encoded since, oldest first."""
         if frame.t + 1e-6 >= self._next_t:
             self._next_t = max(self._next_t + 1 / self.cfg.clip_fps, frame.t)
             small = self._small(frame.image)
@@ -135,7 +144,7 @@ class EvidenceRecorder:
                 clip.images.append(small)
         done = [c for c in self._pending if frame.t >= c.until_t]
         self._pending = [c for c in self._pending if frame.t < c.until_t]
-        return [m for m in (self._encode(c) for c in done) if m is not None]
+        return self._collect(done, wait=False)
 
     def snapshots(
         self, event_id: uuid.UUID, frame: Frame, dets: sv.Detections, highlight: tuple[int, ...]
@@ -157,9 +166,19 @@ class EvidenceRecorder:
         self._pending.append(clip)
 
     def flush(self) -> list[Media]:
-        """Finish every pending clip with what it has (end of video, shutdown)."""
+        """Finish every pending clip with what it has and wait for all encoding (end of video, shutdown)."""
         done, self._pending = self._pending, []
-        return [m for m in (self._encode(c) for c in done) if m is not None]
+        return self._collect(done, wait=True)
+
+    def _collect(self, finished: list[_PendingClip], wait: bool) -> list[Media]:
+        """Queue ``finished`` for encoding; return the encoded clips at the head of the queue, in order."""
+        self._encoding.extend(self._encoder.submit(self._encode, c) for c in finished)
+        out: list[Media] = []
+        while self._encoding and (wait or self._encoding[0].done()):
+            media = self._encoding.popleft().result()
+            if media is not None:
+                out.append(media)
+        return out
 
     def _encode(self, clip: _PendingClip) -> Media | None:
         if not clip.images:

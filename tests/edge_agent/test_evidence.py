@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 
 import av
 import cv2
 import numpy as np
+import pytest
 
+from edge_agent import evidence
 from edge_agent.config import EvidenceSection
 from edge_agent.evidence import EvidenceRecorder, draw_detections, encode_mp4
 
@@ -48,6 +51,7 @@ def test_clip_covers_pre_and_post_seconds() -> None:
         if t == 5.0:
             rec.start_clip(event_id, onset_t=3.0, alert_t=5.0, at=f.at)
         clips += rec.push(f)
+    clips += rec.flush()
     (clip,) = clips
     assert clip.kind == "clip" and clip.content_type == "video/mp4" and clip.event_id == event_id
     _, codec, _, _, n = _probe(clip.data)
@@ -55,11 +59,38 @@ def test_clip_covers_pre_and_post_seconds() -> None:
     assert codec == "h264" and n == 36
 
 
+def test_clips_encode_off_the_camera_thread_and_come_out_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The camera's thread goes on while a clip encodes; finished clips still come out oldest first."""
+    release = threading.Event()
+    threads: list[str] = []
+    real_encode = evidence.encode_mp4
+
+    def slow_encode(images: list[np.ndarray], fps: float) -> bytes:
+        threads.append(threading.current_thread().name)
+        release.wait(timeout=10)
+        return real_encode(images, fps)
+
+    monkeypatch.setattr(evidence, "encode_mp4", slow_encode)
+    rec = EvidenceRecorder(EvidenceSection(clip_pre_s=0, clip_post_s=0.4, clip_fps=5), "cam1", ring_s=5)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    out = []
+    for n in range(10):
+        f = frame(n / 5, image=_image(n / 5))
+        if n in (0, 1):
+            rec.start_clip(first if n == 0 else second, f.t, f.t, f.at)
+        out += rec.push(f)
+    assert out == [], "push does not wait for the encoder"
+    assert threads and all(name.startswith("clip-cam1") for name in threads)
+    release.set()
+    out += rec.flush()
+    assert [m.event_id for m in out] == [first, second]
+
+
 def test_clip_frames_are_scaled_down_to_max_width() -> None:
     rec = EvidenceRecorder(EvidenceSection(clip_max_width=320, clip_post_s=0.5), "cam1", ring_s=5)
     big = np.zeros((720, 1280, 3), np.uint8)
     rec.start_clip(uuid.uuid4(), 0.0, 0.0, frame(0).at)
-    out = [m for n in range(5) for m in rec.push(frame(n / 5, image=big))]
+    out = [m for n in range(5) for m in rec.push(frame(n / 5, image=big))] + rec.flush()
     assert _probe(out[0].data)[2:4] == (320, 180)
 
 
