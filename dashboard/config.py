@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -73,6 +74,12 @@ class HttpSection(_Strict):
         "and per username (any address)",
     )
     login_window_s: int = Field(300, ge=1, description="how long a failed login counts")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or CIDR networks of the reverse proxies / load balancers in front; from these"
+        " peers X-Forwarded-For and X-Forwarded-Proto are believed, so the login limit and the audit log see"
+        " the client, not the proxy",
+    )
     sse_poll_s: float = Field(1.0, gt=0, description="how often the live queue looks for new alerts")
     display_timezone: str = Field("UTC", description="IANA zone for times in the UI, e.g. Asia/Shanghai")
     public_url: str | None = Field(
@@ -81,6 +88,16 @@ class HttpSection(_Strict):
         description="how edge agents reach this dashboard (model downloads), e.g. https://dash.example.com;"
         " absent: the address the request came in on",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+        return value
 
     @field_validator("display_timezone")
     @classmethod

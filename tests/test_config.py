@@ -57,6 +57,18 @@ def test_example_dashboard_config_loads() -> None:
     assert isinstance(cfg, dashboard_config.DashboardConfig)
 
 
+def test_a_trusted_proxy_that_is_not_an_address_is_named(tmp_path: Path) -> None:
+    dashboard_config = pytest.importorskip("dashboard.config")
+    data = yaml.safe_load((CONFIGS / "dashboard.yaml").read_text(encoding="utf-8"))
+    data["http"]["trusted_proxies"] = ["10.0.0.0/8", "lb.internal"]
+    path = _write(tmp_path, data, "dashboard.yaml")
+    with pytest.raises(ConfigError) as info:
+        dashboard_config.load_dashboard_config(path)
+    assert info.value.path == path
+    message = str(info.value)
+    assert "http.trusted_proxies" in message and "'lb.internal' is not an IP address" in message
+
+
 # --- errors name the file, the key path and the value ------------------------------------------------------
 
 

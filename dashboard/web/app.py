@@ -20,6 +20,7 @@ from fastapi_offline import FastAPIOffline
 from jinja2 import pass_context
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from brightkitchen import __version__
 from dashboard.config import DashboardConfig
@@ -158,6 +159,8 @@ def create_app(
             )
         return response
 
+    if cfg.http.trusted_proxies:  # added last: outermost, so every other layer sees the client's address
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=cfg.http.trusted_proxies)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for module in ROUTERS:
         app.include_router(module.router)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from dashboard.config import DashboardConfig
 from dashboard.db import open_database
-from dashboard.models import FailedLogin, now_utc
+from dashboard.models import AuditLog, FailedLogin, now_utc
 from dashboard.web.app import create_app
 
 MAX_FAILURES = 2  # per (address, username); 4x that per address and per username
@@ -22,21 +22,31 @@ WINDOW_S = 300
 
 @pytest.fixture
 def process(db_config: DashboardConfig, persister, tenants) -> Iterator[Callable[[], Callable[..., int]]]:
-    """``process()`` starts one more web app on the shared database, with its own engine (as another
-    ``dashboard serve`` would); it returns ``attempt(username, password, address) -> status code``."""
+    """``process(trusted_proxies=...)`` starts one more web app on the shared database, with its own engine
+    (as another ``dashboard serve`` would); it returns ``attempt(username, password, address,
+    forwarded_for) -> status code``, ``address`` being the connecting peer."""
     http = db_config.http.model_copy(update={"login_max_failures": MAX_FAILURES, "login_window_s": WINDOW_S})
-    cfg = db_config.model_copy(update={"http": http})
     engines, clients = [], []
 
-    def start() -> Callable[..., int]:
+    def start(trusted_proxies: list[str] | None = None) -> Callable[..., int]:
+        cfg = db_config.model_copy(
+            update={"http": http.model_copy(update={"trusted_proxies": trusted_proxies or []})}
+        )
         engine, sessions = open_database(cfg)
         engines.append(engine)
         app = create_app(cfg, sessions=sessions, store=persister.store)
 
-        def attempt(username: str, password: str = "wrong-password", address: str = "10.0.0.1") -> int:
+        def attempt(
+            username: str,
+            password: str = "wrong-password",
+            address: str = "10.0.0.1",
+            forwarded_for: str | None = None,
+        ) -> int:
             c = TestClient(
                 app, base_url="https://testserver", follow_redirects=False, client=(address, 50000)
             )
+            if forwarded_for is not None:
+                c.headers["X-Forwarded-For"] = forwarded_for
             clients.append(c)
             token = re.search(r'name="csrf-token" content="([^"]+)"', c.get("/login").text)[1]
             data = {"username": username, "password": password, "csrf_token": token}
@@ -102,3 +112,27 @@ def test_old_failures_expire_and_are_deleted(process, sessions) -> None:
         left = s.execute(select(FailedLogin.username, func.count()).group_by(FailedLogin.username)).all()
     assert sorted(left) == [("admin", 1), ("ml", MAX_FAILURES)]
     assert attempt("admin", "secret-pw") == 303
+
+
+LB = "10.9.0.7"  # the load balancer every browser's connection comes through
+
+
+def test_behind_a_trusted_proxy_the_limit_counts_the_client_not_the_proxy(process, sessions) -> None:
+    attempt = process(trusted_proxies=["10.9.0.0/16"])
+    for i in range(4 * MAX_FAILURES):  # one client guesses many usernames: its address gets blocked
+        assert attempt(f"guess-{i}", address=LB, forwarded_for="203.0.113.5") == 401
+    assert attempt("insp-north", "secret-pw", address=LB, forwarded_for="203.0.113.5") == 429
+    # Another client through the same balancer is not: without the proxy setting every login is 429 here.
+    assert attempt("insp-north", "secret-pw", address=LB, forwarded_for="203.0.113.7") == 303
+    # A client cannot pick its address by prepending to the header: the rightmost untrusted hop counts.
+    assert attempt("admin", "secret-pw", address=LB, forwarded_for="198.51.100.1, 203.0.113.5") == 429
+    with sessions() as s:
+        assert set(s.scalars(select(FailedLogin.address))) == {"203.0.113.5"}
+        assert s.scalar(select(AuditLog.detail).where(AuditLog.action == "login"))["address"] == "203.0.113.7"
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_ignored(process) -> None:
+    attempt = process(trusted_proxies=["10.9.0.0/16"])
+    for i in range(4 * MAX_FAILURES):  # a new made-up X-Forwarded-For each time does not reset its count
+        assert attempt(f"guess-{i}", address="198.51.100.9", forwarded_for=f"192.0.2.{i}") == 401
+    assert attempt("admin", "secret-pw", address="198.51.100.9", forwarded_for="192.0.2.200") == 429
