@@ -183,7 +183,11 @@ class EvidenceRecorder:
     def _encode(self, clip: _PendingClip) -> Media | None:
         if not clip.images:
             return None
-        data = encode_mp4(clip.images, self.cfg.clip_fps)
+        try:
+            data = encode_mp4(clip.images, self.cfg.clip_fps)
+        except Exception:  # one clip that will not encode must not take the other clips down with it
+            log.exception("clip of event %s could not be encoded: not sent", clip.event_id)
+            return None
         if len(data) > MAX_CLIP_BYTES:
             log.warning(
                 "clip of event %s is %d bytes, over the contract's %d: not sent",

@@ -86,6 +86,32 @@ def test_clips_encode_off_the_camera_thread_and_come_out_in_order(monkeypatch: p
     assert [m.event_id for m in out] == [first, second]
 
 
+def test_a_clip_that_fails_to_encode_is_logged_and_the_next_still_comes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_encode = evidence.encode_mp4
+    calls = []
+
+    def first_fails(images: list[np.ndarray], fps: float) -> bytes:
+        calls.append(len(images))
+        if len(calls) == 1:
+            raise av.error.ValueError(22, "Invalid argument")
+        return real_encode(images, fps)
+
+    monkeypatch.setattr(evidence, "encode_mp4", first_fails)
+    rec = EvidenceRecorder(EvidenceSection(clip_pre_s=0, clip_post_s=0.4, clip_fps=5), "cam1", ring_s=5)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    out = []
+    for n in range(10):
+        f = frame(n / 5, image=_image(n / 5))
+        if n in (0, 1):
+            rec.start_clip(first if n == 0 else second, f.t, f.t, f.at)
+        out += rec.push(f)
+    out += rec.flush()
+    assert [m.event_id for m in out] == [second]
+    assert f"clip of event {first} could not be encoded" in caplog.text
+
+
 def test_clip_frames_are_scaled_down_to_max_width() -> None:
     rec = EvidenceRecorder(EvidenceSection(clip_max_width=320, clip_post_s=0.5), "cam1", ring_s=5)
     big = np.zeros((720, 1280, 3), np.uint8)
