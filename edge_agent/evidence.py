@@ -47,6 +47,14 @@ class Media:
     captured_at: datetime
 
 
+@dataclass(frozen=True)
+class ClipUnsent:
+    """An event's clip that will not come (no frames, it failed to encode, or it is over the contract's
+    size; the log says which), so the pipeline stops waiting for it."""
+
+    event_id: uuid.UUID
+
+
 def draw_detections(image: np.ndarray, dets: sv.Detections, highlight: tuple[int, ...] = ()) -> np.ndarray:
     """A copy of ``image`` with every box and its label and score; rows in ``highlight`` in red, thick."""
     out = image.copy()
@@ -134,8 +142,8 @@ class EvidenceRecorder:
         scale = self.cfg.clip_max_width / w
         return cv2.resize(image, (self.cfg.clip_max_width, round(h * scale)), interpolation=cv2.INTER_AREA)
 
-    def push(self, frame: Frame) -> list[Media]:
-        """Add a frame (thinned to ``clip_fps``); returns the clips encoded since, oldest first."""
+    def push(self, frame: Frame) -> list[Media | ClipUnsent]:
+        """Add a frame (thinned to ``clip_fps``); returns the clips done since, oldest first."""
         if frame.t + 1e-6 >= self._next_t:
             self._next_t = max(self._next_t + 1 / self.cfg.clip_fps, frame.t)
             small = self._small(frame.image)
@@ -165,29 +173,27 @@ class EvidenceRecorder:
         clip.images = [img for t, img in self._ring if t >= since]
         self._pending.append(clip)
 
-    def flush(self) -> list[Media]:
+    def flush(self) -> list[Media | ClipUnsent]:
         """Finish every pending clip with what it has and wait for all encoding (end of video, shutdown)."""
         done, self._pending = self._pending, []
         return self._collect(done, wait=True)
 
-    def _collect(self, finished: list[_PendingClip], wait: bool) -> list[Media]:
+    def _collect(self, finished: list[_PendingClip], wait: bool) -> list[Media | ClipUnsent]:
         """Queue ``finished`` for encoding; return the encoded clips at the head of the queue, in order."""
         self._encoding.extend(self._encoder.submit(self._encode, c) for c in finished)
-        out: list[Media] = []
+        out: list[Media | ClipUnsent] = []
         while self._encoding and (wait or self._encoding[0].done()):
-            media = self._encoding.popleft().result()
-            if media is not None:
-                out.append(media)
+            out.append(self._encoding.popleft().result())
         return out
 
-    def _encode(self, clip: _PendingClip) -> Media | None:
+    def _encode(self, clip: _PendingClip) -> Media | ClipUnsent:
         if not clip.images:
-            return None
+            return ClipUnsent(clip.event_id)
         try:
             data = encode_mp4(clip.images, self.cfg.clip_fps)
         except Exception:  # one clip that will not encode must not take the other clips down with it
             log.exception("clip of event %s could not be encoded: not sent", clip.event_id)
-            return None
+            return ClipUnsent(clip.event_id)
         if len(data) > MAX_CLIP_BYTES:
             log.warning(
                 "clip of event %s is %d bytes, over the contract's %d: not sent",
@@ -195,6 +201,6 @@ class EvidenceRecorder:
                 len(data),
                 MAX_CLIP_BYTES,
             )
-            return None
+            return ClipUnsent(clip.event_id)
         log.debug("clip of event %s: %d frames, %d bytes", clip.event_id, len(clip.images), len(data))
         return Media(clip.event_id, self.camera, "clip", "video/mp4", data, clip.captured_at)

@@ -16,7 +16,7 @@ from brightkitchen.contract import MediaRef
 from edge_agent.config import CameraConfig, EdgeConfig
 from edge_agent.detector import Detector, DetectorSlot
 from edge_agent.events import Event, EventChange, EventTracker
-from edge_agent.evidence import EvidenceRecorder, Media
+from edge_agent.evidence import ClipUnsent, EvidenceRecorder, Media
 from edge_agent.motion import MotionGate
 from edge_agent.rules import build_rules
 from edge_agent.rules.base import LabelMap, Rule
@@ -114,11 +114,11 @@ class CameraPipeline:
         self._awaiting_clip[str(ev.event_id)] = ev
         return [change, *snaps]
 
-    def _clips(self, clips: list[Media]) -> list[Output]:
+    def _clips(self, clips: list[Media | ClipUnsent]) -> list[Output]:
         out: list[Output] = []
         for clip in clips:
             ev = self._awaiting_clip.pop(str(clip.event_id), None)
-            if ev is None:
+            if ev is None or isinstance(clip, ClipUnsent):
                 continue
             ev.media.append(media_ref(clip))
             # An event that already ended is re-sent as "end" so that its highest seq keeps that phase.

@@ -18,11 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import av
+import pytest
 import yaml
 
+from edge_agent import evidence
 from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig
-from edge_agent.replay import replay_video
+from edge_agent.detector import Detector, DetectorSlot
+from edge_agent.events import EventChange
+from edge_agent.evidence import Media
+from edge_agent.pipeline import CameraPipeline
+from edge_agent.replay import replay_config, replay_video
+from edge_agent.sources import FrameSource
 
 from .conftest import AUTOSAVED_S, REPO, Broker, Collector, wait_until
 from .test_delivery import OUTAGE_S
@@ -168,3 +175,25 @@ def test_agent_sigkilled_and_restarted_resumes_its_outbox(
     while missing() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not missing(), f"lost after SIGKILL: {missing()}\nagent log:\n{proc.stderr[-4000:]}"
+
+
+def test_an_alert_whose_clip_fails_to_encode_still_ends_and_is_let_go(
+    model_dir: Path, synth_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_encoder(images: list, fps: float) -> bytes:
+        raise RuntimeError("x264 is gone")
+
+    monkeypatch.setattr(evidence, "encode_mp4", broken_encoder)
+    cfg = replay_config(synth_clip, model_dir)
+    cam = cfg.cameras[0].model_copy(update={"realtime": False})
+    pipeline = CameraPipeline(cam, cfg, DetectorSlot(Detector.load(model_dir, threads=1)))
+    out = []
+    for frame in FrameSource(cam, threading.Event(), strict=True).frames():
+        out += pipeline.process(frame)
+    out += pipeline.finish()
+    changes = [o for o in out if isinstance(o, EventChange)]
+    alerted = {c.event.event_id for c in changes if c.phase == "new"}
+    assert alerted, "the clip raises alerts"
+    assert {c.event.event_id for c in changes if c.phase == "end"} == alerted
+    assert [o.kind for o in out if isinstance(o, Media)] == ["snapshot", "snapshot_clean"] * len(alerted)
+    assert pipeline._awaiting_clip == {}, "no event is kept waiting for a clip that will not come"

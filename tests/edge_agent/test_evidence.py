@@ -108,7 +108,7 @@ def test_a_clip_that_fails_to_encode_is_logged_and_the_next_still_comes(
             rec.start_clip(first if n == 0 else second, f.t, f.t, f.at)
         out += rec.push(f)
     out += rec.flush()
-    assert [m.event_id for m in out] == [second]
+    assert [(type(m).__name__, m.event_id) for m in out] == [("ClipUnsent", first), ("Media", second)]
     assert f"clip of event {first} could not be encoded" in caplog.text
 
 
