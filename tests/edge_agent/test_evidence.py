@@ -59,6 +59,19 @@ def test_clip_covers_pre_and_post_seconds() -> None:
     assert codec == "h264" and n == 36
 
 
+def _two_clips() -> tuple[EvidenceRecorder, uuid.UUID, uuid.UUID, list]:
+    """A recorder through 2 s of frames with two short clips started at 0 and 0.2 s; what push returned."""
+    rec = EvidenceRecorder(EvidenceSection(clip_pre_s=0, clip_post_s=0.4, clip_fps=5), "cam1", ring_s=5)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    out = []
+    for n in range(10):
+        f = frame(n / 5, image=_image(n / 5))
+        if n in (0, 1):
+            rec.start_clip(first if n == 0 else second, f.t, f.t, f.at)
+        out += rec.push(f)
+    return rec, first, second, out
+
+
 def test_clips_encode_off_the_camera_thread_and_come_out_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     """The camera's thread goes on while a clip encodes; finished clips still come out oldest first."""
     release = threading.Event()
@@ -71,14 +84,7 @@ def test_clips_encode_off_the_camera_thread_and_come_out_in_order(monkeypatch: p
         return real_encode(images, fps)
 
     monkeypatch.setattr(evidence, "encode_mp4", slow_encode)
-    rec = EvidenceRecorder(EvidenceSection(clip_pre_s=0, clip_post_s=0.4, clip_fps=5), "cam1", ring_s=5)
-    first, second = uuid.uuid4(), uuid.uuid4()
-    out = []
-    for n in range(10):
-        f = frame(n / 5, image=_image(n / 5))
-        if n in (0, 1):
-            rec.start_clip(first if n == 0 else second, f.t, f.t, f.at)
-        out += rec.push(f)
+    rec, first, second, out = _two_clips()
     assert out == [], "push does not wait for the encoder"
     assert threads and all(name.startswith("clip-cam1") for name in threads)
     release.set()
@@ -99,14 +105,7 @@ def test_a_clip_that_fails_to_encode_is_logged_and_the_next_still_comes(
         return real_encode(images, fps)
 
     monkeypatch.setattr(evidence, "encode_mp4", first_fails)
-    rec = EvidenceRecorder(EvidenceSection(clip_pre_s=0, clip_post_s=0.4, clip_fps=5), "cam1", ring_s=5)
-    first, second = uuid.uuid4(), uuid.uuid4()
-    out = []
-    for n in range(10):
-        f = frame(n / 5, image=_image(n / 5))
-        if n in (0, 1):
-            rec.start_clip(first if n == 0 else second, f.t, f.t, f.at)
-        out += rec.push(f)
+    rec, first, second, out = _two_clips()
     out += rec.flush()
     assert [(type(m).__name__, m.event_id) for m in out] == [("ClipUnsent", first), ("Media", second)]
     assert f"clip of event {first} could not be encoded" in caplog.text
