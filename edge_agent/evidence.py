@@ -2,8 +2,9 @@
 and a clip from a ring buffer (``clip_pre_s`` before the onset to ``clip_post_s`` after the alert).
 
 A finished clip is encoded on the recorder's own thread while the camera's thread goes on to the next
-frames: encoding takes as long as ~15 inferences, and libx264 and OpenCV release the GIL, so on a 2-core
-box the two overlap instead of adding up. Clips come out of ``push`` in the order they finished.
+frames: a clip takes as long as 10-15 inferences to encode, and libx264 and OpenCV release the GIL, so
+on a 2-core box the two overlap instead of adding up. Clips come out of ``push`` in the order they
+finished.
 
 Clips are H.264 MP4 (yuv420p, faststart) written with PyAV: OpenCV's wheels cannot encode H.264, and
 Chromium does not play their ``mp4v`` (see DESIGN.md).
@@ -132,7 +133,7 @@ class EvidenceRecorder:
         self._next_t = float("-inf")
         self._pending: list[_PendingClip] = []
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"clip-{camera}")
-        self._encoding: deque[Future[Media | None]] = deque()
+        self._encoding: deque[Future[Media | ClipUnsent]] = deque()
         weakref.finalize(self, self._encoder.shutdown, wait=False)
 
     def _small(self, image: np.ndarray) -> np.ndarray:
