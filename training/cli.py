@@ -159,6 +159,33 @@ def fit_cmd(
     typer.echo(f"best weights: {best}\ncurves: {out / 'results.png'}\nlog: {out / 'train.log'}")
 
 
+@app.command("weights-from-onnx")
+def weights_from_onnx_cmd(
+    model: Annotated[Path, typer.Option(help="Model folder (models/<name>-<version>) to start from.")],
+    calibration: Annotated[
+        Path, typer.Option(help="Training images for the BatchNorm statistics (a `train synth` folder).")
+    ],
+    out: Annotated[Path, typer.Option(help="Ultralytics .pt to write, for `train fit --weights`.")],
+    arch: Annotated[str, typer.Option(help="Ultralytics model YAML it was trained as.")] = "yolo11n.yaml",
+    images: Annotated[int, typer.Option(min=1, help="Calibration images to use.")] = 48,
+) -> None:
+    """Rebuild trainable weights from a model folder's ONNX file, to fine-tune a model whose .pt is gone.
+
+    Export folds each BatchNorm into its convolution; this unfolds them with statistics measured on the
+    calibration images, and checks that the result reproduces the ONNX model before writing it."""
+    from edge_agent.detector import ModelLoadError
+    from training.unfuse import weights_from_onnx
+
+    try:
+        check = weights_from_onnx(model, calibration, out, arch, images)
+    except (ValueError, FileNotFoundError, ModelLoadError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(
+        f"{out}: reproduces {model / 'model.onnx'} on {check['images']} images to "
+        f"{check['max_probability_error']:.1e} in class scores, {check['max_box_error_px']:.2f} px in boxes"
+    )
+
+
 @app.command("export")
 def export_cmd(
     weights: Annotated[Path, typer.Option(help="Trained .pt weights (runs/<run>/weights/best.pt).")],

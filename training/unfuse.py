@@ -1,0 +1,178 @@
+"""Trainable Ultralytics weights rebuilt from a model folder, to fine-tune a model whose ``.pt`` is gone.
+
+``train export`` folds every BatchNorm into its convolution, and a model folder keeps only that ONNX file.
+This loads its initialisers into the folded network of the same architecture, then unfolds each layer:
+the BatchNorm gets the per-channel mean and variance of its convolution's output over calibration images
+as running statistics, and the scale and shift that make the pair compute what the folded convolution
+did. In eval mode the result equals the ONNX model (checked on the calibration images before writing);
+in training mode the batch statistics start close to the calibration ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from brightkitchen.model_card import ModelCard
+from training import offline
+
+log = logging.getLogger(__name__)
+
+# Rebuilt network (fp32) against ONNX Runtime; Ultralytics then saves it in fp16, as every checkpoint of its
+# own, which moves class scores by ~0.005 and boxes by ~0.5 px (measured on 0.5.0 at 512x288).
+MAX_PROBABILITY_ERROR = 1e-3
+MAX_BOX_ERROR_PX = 0.05  # in network input pixels
+
+
+def weights_from_onnx(model_dir: Path, calibration: Path, out: Path, arch: str, images: int = 48) -> dict:
+    """Write ``out`` (an Ultralytics checkpoint) from ``model_dir``; returns the check's figures.
+
+    ``calibration``: a dataset folder or any folder of training images (``*.jpg``/``*.png``, searched
+    recursively); ``images`` of them, in name order, give the BatchNorm statistics."""
+    offline.prepare()
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
+
+    from edge_agent.detector import Detector
+
+    card = ModelCard.read(model_dir)
+    detector = Detector.load(model_dir)
+    model = DetectionModel(arch, nc=len(card.classes), verbose=False)
+    model.names = dict(enumerate(card.classes))
+    folded = _folded_from_onnx(model, model_dir, f"{arch} network with {len(card.classes)} classes")
+
+    paths = sorted(p for p in calibration.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if not paths:
+        raise FileNotFoundError(f"no calibration images (*.jpg, *.png) under {calibration}")
+    batch = np.concatenate([detector.preprocess(cv2.imread(str(p)))[0] for p in paths[:images]])
+    _unfold(folded, model, _conv_output_moments(folded, batch))
+
+    check = _compare(model.eval(), detector, batch[:4])
+    log.info("rebuilt %s: %s", model_dir.name, check)
+    if check["max_probability_error"] > MAX_PROBABILITY_ERROR or check["max_box_error_px"] > MAX_BOX_ERROR_PX:
+        raise ValueError(f"the rebuilt {arch} network does not reproduce {model_dir / 'model.onnx'}: {check}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = YOLO(arch)
+    wrapper.model = model
+    wrapper.save(str(out))
+    return check
+
+
+def _folded_from_onnx(model, model_dir: Path, what: str):
+    """A folded (BatchNorm-free) copy of ``model`` holding the ONNX file's weights."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    weights = _conv_weights(onnx.load(str(model_dir / "model.onnx")).graph, numpy_helper.to_array)
+    folded = copy.deepcopy(model).fuse(verbose=False).eval()
+    state = folded.state_dict()
+    for key, tensor in state.items():
+        have = weights.get(key)
+        if have is None or tuple(have.shape) != tuple(tensor.shape):
+            found = "absent" if have is None else f"of shape {tuple(have.shape)}"
+            raise ValueError(
+                f"{model_dir / 'model.onnx'} is not a {what}: "
+                f"its weight {key} is {found}, expected shape {tuple(tensor.shape)}"
+            )
+    folded.load_state_dict({k: torch.from_numpy(weights[k].copy()) for k in state})
+    return folded
+
+
+def _conv_output_moments(folded, batch: np.ndarray) -> dict[str, tuple]:
+    """Per-channel mean and variance of each folded Conv block's convolution (without bias) on ``batch``."""
+    import torch
+    from ultralytics.nn.modules import Conv
+
+    sums: dict[str, list] = {}
+
+    def record(name: str):
+        def hook(conv, inputs, _output) -> None:
+            z = torch.nn.functional.conv2d(
+                inputs[0], conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups
+            ).double()
+            s = sums.setdefault(name, [0, 0.0, 0.0])
+            s[0] += z.numel() // z.shape[1]
+            s[1] += z.sum((0, 2, 3))
+            s[2] += (z**2).sum((0, 2, 3))
+
+        return hook
+
+    blocks = [(name, m) for name, m in folded.named_modules() if isinstance(m, Conv)]
+    hooks = [m.conv.register_forward_hook(record(name)) for name, m in blocks]
+    with torch.no_grad():
+        for i in range(0, len(batch), 8):
+            folded(torch.from_numpy(batch[i : i + 8]))
+    for h in hooks:
+        h.remove()
+    return {
+        name: ((s1 / n).float(), (s2 / n - (s1 / n) ** 2).clamp_min(1e-6).float())
+        for name, (n, s1, s2) in sums.items()
+    }
+
+
+def _unfold(folded, model, moments: dict[str, tuple]) -> None:
+    """Give ``model`` the folded weights, each BatchNorm set to reproduce its folded convolution exactly:
+    running mean/var = the measured moments, scale = sqrt(var + eps), shift = folded bias + mean."""
+    import torch
+    from ultralytics.nn.modules import Conv
+
+    blocks = dict(folded.named_modules())
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if not isinstance(m, Conv):
+                continue
+            mean, var = moments[name]
+            m.conv.weight.copy_(blocks[name].conv.weight)
+            m.bn.running_mean.copy_(mean)
+            m.bn.running_var.copy_(var)
+            m.bn.weight.copy_(torch.sqrt(var + m.bn.eps))
+            m.bn.bias.copy_(blocks[name].conv.bias + mean)
+        state = model.state_dict()
+        for key, value in folded.state_dict().items():  # the head's plain convolutions and the DFL
+            if key.rsplit(".", 2)[0] not in moments:
+                state[key].copy_(value)
+
+
+def _module_path(node_name: str) -> str:
+    """``/model.23/cv3.2/cv3.2.1/cv3.2.1.0/conv/Conv`` → ``model.23.cv3.2.1.0.conv``: the exporter's scope
+    names the modules of a container relative to its owner, so a deeper name replaces the shallower one."""
+    parts: list[str] = []
+    for segment in node_name.strip("/").split("/")[:-1]:
+        if len(parts) > 1 and segment.startswith(parts[-1] + "."):
+            parts[-1] = segment
+        else:
+            parts.append(segment)
+    return ".".join(parts)
+
+
+def _conv_weights(graph, to_array) -> dict[str, np.ndarray]:
+    """State-dict entries of every convolution by module path, read through each Conv node's inputs
+    (the exporter gives convolutions whose values are equal one shared initialiser)."""
+    tensors = {i.name: i for i in graph.initializer}
+    weights = {}
+    for node in graph.node:
+        if node.op_type == "Conv":
+            for field, name in zip(("weight", "bias"), node.input[1:], strict=False):
+                if name in tensors:
+                    weights[f"{_module_path(node.name)}.{field}"] = to_array(tensors[name])
+    return weights
+
+
+def _compare(model, detector, batch: np.ndarray) -> dict:
+    """Largest differences between the rebuilt network and ONNX Runtime."""
+    import torch
+
+    with torch.no_grad():
+        ours = model(torch.from_numpy(batch))[0].numpy()
+    name = detector.session.get_inputs()[0].name
+    theirs = np.concatenate([detector.session.run(None, {name: x[None]})[0] for x in batch])
+    return {
+        "images": len(batch),
+        "max_probability_error": float(np.abs(ours[:, 4:] - theirs[:, 4:]).max()),
+        "max_box_error_px": float(np.abs(ours[:, :4] - theirs[:, :4]).max()),
+    }
