@@ -181,8 +181,8 @@ def weights_from_onnx_cmd(
     except (ValueError, FileNotFoundError, ModelLoadError) as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(
-        f"{out}: reproduces {model / 'model.onnx'} on {check['images']} images to "
-        f"{check['max_probability_error']:.1e} in class scores, {check['max_box_error_px']:.2f} px in boxes"
+        f"{out}: reproduces {model / 'model.onnx'} on {check.images} images to "
+        f"{check.max_probability_error:.1e} in class scores, {check.max_box_error_px:.4f} px in boxes"
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -28,8 +29,25 @@ MAX_PROBABILITY_ERROR = 1e-3
 MAX_BOX_ERROR_PX = 0.05  # in network input pixels
 
 
-def weights_from_onnx(model_dir: Path, calibration: Path, out: Path, arch: str, images: int = 48) -> dict:
-    """Write ``out`` (an Ultralytics checkpoint) from ``model_dir``; returns the check's figures.
+@dataclass(frozen=True)
+class Reproduction:
+    """How closely the rebuilt network (fp32, eval mode) reproduces the ONNX model."""
+
+    images: int
+    max_probability_error: float  # class scores
+    max_box_error_px: float  # box coordinates, network input pixels
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.max_probability_error <= MAX_PROBABILITY_ERROR and self.max_box_error_px <= MAX_BOX_ERROR_PX
+        )
+
+
+def weights_from_onnx(
+    model_dir: Path, calibration: Path, out: Path, arch: str, images: int = 48
+) -> Reproduction:
+    """Write ``out`` (an Ultralytics checkpoint) from ``model_dir``; returns how closely it reproduces it.
 
     ``calibration``: a dataset folder or any folder of training images (``*.jpg``/``*.png``, searched
     recursively); ``images`` of them, in name order, give the BatchNorm statistics."""
@@ -53,7 +71,7 @@ def weights_from_onnx(model_dir: Path, calibration: Path, out: Path, arch: str, 
 
     check = _compare(model.eval(), detector, batch[:4])
     log.info("rebuilt %s: %s", model_dir.name, check)
-    if check["max_probability_error"] > MAX_PROBABILITY_ERROR or check["max_box_error_px"] > MAX_BOX_ERROR_PX:
+    if not check.ok:
         raise ValueError(f"the rebuilt {arch} network does not reproduce {model_dir / 'model.onnx'}: {check}")
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = YOLO(arch)
@@ -163,7 +181,7 @@ def _conv_weights(graph, to_array) -> dict[str, np.ndarray]:
     return weights
 
 
-def _compare(model, detector, batch: np.ndarray) -> dict:
+def _compare(model, detector, batch: np.ndarray) -> Reproduction:
     """Largest differences between the rebuilt network and ONNX Runtime."""
     import torch
 
@@ -171,8 +189,8 @@ def _compare(model, detector, batch: np.ndarray) -> dict:
         ours = model(torch.from_numpy(batch))[0].numpy()
     name = detector.session.get_inputs()[0].name
     theirs = np.concatenate([detector.session.run(None, {name: x[None]})[0] for x in batch])
-    return {
-        "images": len(batch),
-        "max_probability_error": float(np.abs(ours[:, 4:] - theirs[:, 4:]).max()),
-        "max_box_error_px": float(np.abs(ours[:, :4] - theirs[:, :4]).max()),
-    }
+    return Reproduction(
+        len(batch),
+        float(np.abs(ours[:, 4:] - theirs[:, 4:]).max()),
+        float(np.abs(ours[:, :4] - theirs[:, :4]).max()),
+    )
