@@ -150,6 +150,8 @@ def test_agent_sigkilled_and_restarted_resumes_its_outbox(
         if not db.exists():
             return []
         with sqlite3.connect(db) as con:
+            if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone():
+                return []  # the agent has created the file but not yet its table
             return [r[0] for r in con.execute("SELECT msg_id FROM outbox ORDER BY id")]
 
     try:
