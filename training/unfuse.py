@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from brightkitchen.model_card import ModelCard
 from training import offline
 
 log = logging.getLogger(__name__)
@@ -57,11 +56,11 @@ def weights_from_onnx(
 
     from edge_agent.detector import Detector
 
-    card = ModelCard.read(model_dir)
-    detector = Detector.load(model_dir)
-    model = DetectionModel(arch, nc=len(card.classes), verbose=False)
-    model.names = dict(enumerate(card.classes))
-    folded = _folded_from_onnx(model, model_dir, f"{arch} network with {len(card.classes)} classes")
+    detector = Detector.load(model_dir)  # checks the card, the labels and model.onnx's sha256
+    classes = [str(c) for c in detector.class_names]
+    model = DetectionModel(arch, nc=len(classes), verbose=False)
+    model.names = dict(enumerate(classes))
+    folded = _folded_from_onnx(model, model_dir, f"{arch} network with {len(classes)} classes")
 
     paths = sorted(p for p in calibration.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     if not paths:
