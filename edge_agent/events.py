@@ -5,13 +5,15 @@ An episode starts pending at its first hit. It raises one alert (``new``) once i
 (a hand or knife over the food, a missed detection) do not break it. It ends after a longer gap. While it
 goes on, every ``realarm_s`` the event is ended and a new one (a new alert, ``details.realarm`` = n) starts.
 A hit continues an episode with the same key (track ids), or, when a track id changed, one of the same
-rule and details whose anchor box overlaps it.
+rule and details whose anchor box overlaps it. An episode may start before the frame of its first hit:
+the pipeline passes the ``earlier`` frames (ones the motion gate had skipped) that already showed it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -28,6 +30,14 @@ from edge_agent.tracking import iou_matrix
 
 log = logging.getLogger(__name__)
 SAME_PLACE_IOU = 0.3
+
+
+def same_place(a: Event | Hit, b: Hit) -> bool:
+    """Whether ``b`` shows the episode of ``a`` (same rule assumed): same key, or same details in an
+    overlapping place (a track id changed)."""
+    return a.key == b.key or (
+        a.details == b.details and iou_matrix(a.anchor[None], b.anchor[None])[0, 0] > SAME_PLACE_IOU
+    )
 
 
 @dataclass
@@ -89,8 +99,22 @@ class EventTracker:
         """Whether an episode has begun and awaits its alarm."""
         return any(ev.alert_t is None for ev in self.open)
 
-    def update(self, hits: list[Hit], frame: Frame, dets: sv.Detections) -> list[EventChange]:
-        """Fold this frame's hits into the episodes; returns the alerts, re-alarms and ends it causes."""
+    def starts(self, hit: Hit) -> bool:
+        """Whether ``hit`` would start a new episode (no open one continues with it)."""
+        return all(not same_place(ev, hit) for ev in self.open if ev.rule_name == hit.rule_name)
+
+    def update(
+        self,
+        hits: list[Hit],
+        frame: Frame,
+        dets: sv.Detections,
+        earlier: Mapping[tuple[int | str, ...], Sequence[Frame]] | None = None,
+    ) -> list[EventChange]:
+        """Fold this frame's hits into the episodes; returns the alerts, re-alarms and ends it causes.
+
+        ``earlier``: for a hit that starts an episode, the consecutive frames just before this one that
+        already showed it (oldest first); the episode starts at the first of them.
+        """
         changes: list[EventChange] = []
         for ev in self.open:
             ev.frames += 1
@@ -98,7 +122,7 @@ class EventTracker:
         for hit in hits:
             ev = self._match(hit, seen)
             if ev is None:
-                ev = self._start(hit, frame, dets)
+                ev = self._start(hit, frame, dets, (earlier or {}).get(hit.key, ()))
                 self.open.append(ev)
             else:
                 self._continue(ev, hit, frame, dets)
@@ -145,17 +169,15 @@ class EventTracker:
             if ev.key == hit.key:
                 return ev
         for ev in same_rule:
-            if (
-                ev.details == hit.details
-                and iou_matrix(ev.anchor[None], hit.anchor[None])[0, 0] > SAME_PLACE_IOU
-            ):
+            if same_place(ev, hit):
                 ev.key = hit.key
                 return ev
         return None
 
-    def _start(self, hit: Hit, frame: Frame, dets: sv.Detections) -> Event:
+    def _start(self, hit: Hit, frame: Frame, dets: sv.Detections, earlier: Sequence[Frame]) -> Event:
         cfg = self.rules[hit.rule_name]
         best = BestFrame(frame, dets, hit.indices, hit.score)
+        first = earlier[0] if earlier else frame
         return Event(
             uuid.uuid4(),
             hit.rule,
@@ -165,12 +187,14 @@ class EventTracker:
             hit.key,
             hit.anchor,
             dict(hit.details),
-            frame.t,
-            frame.at,
+            first.t,
+            first.at,
             frame.t,
             frame.at,
             hit.score,
             best,
+            hits=1 + len(earlier),
+            frames=1 + len(earlier),
         )
 
     @staticmethod

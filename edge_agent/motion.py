@@ -6,7 +6,8 @@ interval keeps a violation that stands still (a stack left in place) in view of 
 keep moving, ``max_detect_fps`` caps the detector's rate (Frigate's ``detect.fps`` idea): the rules wait
 seconds before they alert, so a few detections a second see an episode begin. Once one has begun (the
 pipeline says an episode is ``pending``: seen, not yet alerted), the cap is lifted until it alerts or
-fades, so the alarm decision sees every frame that moved.
+fades, so the alarm decision sees every frame that moved; and the pipeline detects the frames the cap
+skipped just before an episode began, so that its onset is not delayed either.
 """
 
 from __future__ import annotations

@@ -3,23 +3,31 @@
 ``process(frame)`` returns what happened, in order: ``EventChange`` s (with their media refs attached) and
 the ``Media`` they announce. The agent turns these into contract messages for the outbox; replay reads
 the events directly. When the motion gate skips a frame, the last detections stand for it: nothing moved.
+
+The gate's rate cap (``motion.max_detect_fps``) would delay the first sighting of a violation by up to
+one cap interval. So when a detection shows a hit that starts an episode, the frames the gate skipped just
+before it are detected too, newest first, and the episode starts at the earliest of them that still shows
+it: the cap saves inference on the frames where nothing begins and costs no onset time.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
+import math
+from collections import deque
 
 import supervision as sv
 
 from brightkitchen.contract import MediaRef
 from edge_agent.config import CameraConfig, EdgeConfig
 from edge_agent.detector import Detector, DetectorSlot
-from edge_agent.events import Event, EventChange, EventTracker
+from edge_agent.events import Event, EventChange, EventTracker, same_place
 from edge_agent.evidence import ClipUnsent, EvidenceRecorder, Media
 from edge_agent.motion import MotionGate
 from edge_agent.rules import build_rules
-from edge_agent.rules.base import LabelMap, Rule
+from edge_agent.rules.base import Hit, LabelMap, Rule
 from edge_agent.sources import Frame
 from edge_agent.tracking import Tracker
 
@@ -61,6 +69,8 @@ class CameraPipeline:
         self._tracker = Tracker()
         self._dets = sv.Detections.empty()
         self._awaiting_clip: dict[str, Event] = {}
+        cap = cfg.motion.max_detect_fps
+        self._skipped: deque[Frame] = deque(maxlen=max(1, math.ceil(camera.fps / cap) - 1) if cap else 1)
 
     def _use(self, detector: Detector) -> None:
         """A new (or switched) model: rules read its label map, tracks start afresh."""
@@ -81,18 +91,54 @@ class CameraPipeline:
         if detector is not self._detector:
             self._use(detector)
         self.frames_seen += 1
+        earlier: dict[tuple[int | str, ...], list[Frame]] = {}
         if self.gate.check(frame.image, frame.t, pending=self.events.pending):
-            raw = detector.detect(frame.image, confidence=self.cfg.model.confidence, iou=self.cfg.model.iou)
-            self.frames_detected += 1
-            self.inference_ms_total += detector.last_inference_ms
-            self._dets = self._tracker.update(raw, frame.t)
-        hits = [hit for rule in self._rules for hit in rule.evaluate(self._dets, frame.size, frame.at)]
+            self._dets = self._detect(self._tracker, frame, detector)
+            hits = self._hits(self._dets, frame)
+            fresh = [hit for hit in hits if self.events.starts(hit)]
+            if fresh and self._skipped:
+                earlier = self._backfill(fresh, detector)
+            self._skipped.clear()
+        else:
+            self._skipped.append(frame)
+            hits = self._hits(self._dets, frame)
         out: list[Output] = []
-        for change in self.events.update(hits, frame, self._dets):
+        for change in self.events.update(hits, frame, self._dets, earlier):
             out.extend(self._with_evidence(change))
         if self.evidence is not None:
             out.extend(self._clips(self.evidence.push(frame)))
         return out
+
+    def _detect(self, tracker: Tracker, frame: Frame, detector: Detector) -> sv.Detections:
+        raw = detector.detect(frame.image, confidence=self.cfg.model.confidence, iou=self.cfg.model.iou)
+        self.frames_detected += 1
+        self.inference_ms_total += detector.last_inference_ms
+        return tracker.update(raw, frame.t)
+
+    def _hits(self, dets: sv.Detections, frame: Frame) -> list[Hit]:
+        return [hit for rule in self._rules for hit in rule.evaluate(dets, frame.size, frame.at)]
+
+    def _backfill(self, fresh: list[Hit], detector: Detector) -> dict[tuple[int | str, ...], list[Frame]]:
+        """The skipped frames (newest first, while any still shows one) that already showed ``fresh`` hits.
+
+        They are tracked on a copy of the tracker, which already knows this frame's objects: the same
+        food on the same board keeps its track id, so its hit has the same key.
+        """
+        tracker = copy.deepcopy(self._tracker)
+        runs: dict[tuple[int | str, ...], list[Frame]] = {hit.key: [] for hit in fresh}
+        going = {hit.key: hit for hit in fresh}
+        for frame in reversed(self._skipped):
+            hits = self._hits(self._detect(tracker, frame, detector), frame)
+            for key, hit in list(going.items()):
+                if any(h.rule_name == hit.rule_name and same_place(hit, h) for h in hits):
+                    runs[key].insert(0, frame)
+                else:
+                    del going[key]
+            if not going:
+                break
+        if any(runs.values()):
+            log.debug("camera %s: episode onsets moved back to %s", self.camera.id, runs)
+        return {key: frames for key, frames in runs.items() if frames}
 
     def finish(self) -> list[Output]:
         """End open events and finish pending clips (end of a video, shutdown)."""

@@ -130,3 +130,16 @@ def test_finish_ends_alerted_events_only() -> None:
     stack = Hit("stacked_containers", "stacked_containers", (3, 4), 0.7, np.array([0, 0, 9, 9.0]), (2, 3), {})
     _run(tr, 5, lambda t: [_hit(), stack])
     assert [c.phase for c in tr.finish()] == ["end"] and tr.open == []
+
+
+def test_earlier_frames_that_showed_the_hit_start_the_episode_sooner() -> None:
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3, max_gap_s=2)])
+    d = dets(("board_blue", 100, 100, 300, 250), ("raw_meat", 150, 140, 200, 180))
+    assert tr.starts(_hit())
+    tr.update([_hit()], frame(2.4), d, earlier={_hit().key: [frame(2.0), frame(2.2)]})
+    assert not tr.starts(_hit()) and not tr.starts(_hit(key=(9, "raw_meat")))  # same place, new track id
+    assert tr.starts(_hit(key=(9, "raw_meat"), box=(400, 100, 600, 250)))
+    ev = tr.open[0]
+    assert (ev.start_t, ev.hits, ev.frames) == (2.0, 3, 3)
+    out = _run(tr, 6, lambda t: [_hit()], start=2.6)
+    assert [(t, p) for t, p, _ in out] == [(5.0, "new")]
