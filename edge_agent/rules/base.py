@@ -110,13 +110,13 @@ class Rule(ABC):
             w, h = frame_wh
             feet = np.stack([(dets.xyxy[:, 0] + dets.xyxy[:, 2]) / 2 / w, dets.xyxy[:, 3] / h], axis=1)
             inside = points_in_polygon(feet, self._roi)
-        hits = self.find(dets, np.flatnonzero(inside))
+        hits = self.find(dets, np.flatnonzero(inside), frame_wh)
         self._last = (dets, frame_wh, hits)
         return hits
 
     @abstractmethod
-    def find(self, dets: sv.Detections, candidates: np.ndarray) -> list[Hit]:
-        """Hits among the detections at rows ``candidates`` (those inside the ROI)."""
+    def find(self, dets: sv.Detections, candidates: np.ndarray, frame_wh: tuple[int, int]) -> list[Hit]:
+        """Hits among the detections at rows ``candidates`` (those inside the ROI) of a frame this size."""
 
     def track_id(self, dets: sv.Detections, i: int) -> int:
         """The row's track id, or -1-row when untracked (hand-made detections, replay without tracker)."""

@@ -33,7 +33,7 @@ class BoardMisuse(Rule):
     type = "board_misuse"
     Params = Params
 
-    def find(self, dets: sv.Detections, candidates: np.ndarray) -> list[Hit]:
+    def find(self, dets: sv.Detections, candidates: np.ndarray, frame_wh: tuple[int, int]) -> list[Hit]:
         kinds, attrs = self.labels.kinds(dets), self.labels.attributes(dets)
         boards = [i for i in candidates if kinds[i] == "board"]
         foods = [i for i in candidates if kinds[i] == "food"]

@@ -5,6 +5,10 @@ above the lower one's top, and its bottom edge lies inside the lower box near it
 upper box lies within the lower's width (it sits in the lower's opening, whose rim is all that shows).
 Containers side by side (little horizontal overlap) and one nested inside another (its top not above the
 other's top) are not violations. One episode per (upper, lower) pair of tracks.
+
+A stack that runs off the bottom of the picture shows neither bottom edge: both boxes end at the border.
+Then the upper one's bottom cannot be placed in the lower's top band, and a pair whose upper box lies
+within the lower's width and rises above its top counts as stacked.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import supervision as sv
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.rules.base import Hit, Rule
+
+BORDER_PX = 2  # a box edge this close to the picture's border is the border, not the object's edge
 
 
 class Params(BaseModel):
@@ -47,8 +53,10 @@ class Params(BaseModel):
     )
 
 
-def stacked_pairs(xyxy: np.ndarray, params: Params) -> list[tuple[int, int]]:
-    """(upper, lower) row pairs of container boxes that sit one on the other. Pure geometry."""
+def stacked_pairs(xyxy: np.ndarray, params: Params, frame_h: float | None = None) -> list[tuple[int, int]]:
+    """(upper, lower) row pairs of container boxes that sit one on the other. Pure geometry; ``frame_h``
+    (the picture's height) tells boxes cut off by its bottom border."""
+    cut = xyxy[:, 3] >= frame_h - BORDER_PX if frame_h is not None else np.zeros(len(xyxy), dtype=bool)
     pairs = []
     for u in range(len(xyxy)):
         ux1, uy1, ux2, uy2 = xyxy[u]
@@ -64,7 +72,8 @@ def stacked_pairs(xyxy: np.ndarray, params: Params) -> list[tuple[int, int]]:
             margin = params.inside_margin * (lx2 - lx1)
             within = lx1 - margin <= ux1 and ux2 <= lx2 + margin
             band = params.inside_band if within else params.top_band
-            if not ly1 < uy2 <= ly1 + band * lower_h:
+            unseen = within and cut[u] and cut[lo]  # both bottoms below the picture
+            if not ly1 < uy2 <= ly1 + band * lower_h and not unseen:
                 continue
             if ly1 - uy1 < params.min_rise * upper_h:
                 continue
@@ -76,13 +85,13 @@ class StackedContainers(Rule):
     type = "stacked_containers"
     Params = Params
 
-    def find(self, dets: sv.Detections, candidates: np.ndarray) -> list[Hit]:
+    def find(self, dets: sv.Detections, candidates: np.ndarray, frame_wh: tuple[int, int]) -> list[Hit]:
         kinds = self.labels.kinds(dets)
         rows = np.array([i for i in candidates if kinds[i] == "container"], dtype=int)
         if len(rows) < 2:
             return []
         hits = []
-        for u, lo in stacked_pairs(dets.xyxy[rows], self.params):
+        for u, lo in stacked_pairs(dets.xyxy[rows], self.params, frame_wh[1]):
             upper, lower = int(rows[u]), int(rows[lo])
             box = dets.xyxy[[upper, lower]]
             anchor = np.array([box[:, 0].min(), box[:, 1].min(), box[:, 2].max(), box[:, 3].max()])

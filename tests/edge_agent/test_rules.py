@@ -101,7 +101,7 @@ def test_unchanged_detections_reuse_the_hits_but_active_hours_still_apply(
     rule = _board({"active_hours": ["08:00-20:00"]})
     calls: list[int] = []
     find = rule.find
-    monkeypatch.setattr(rule, "find", lambda d, c: calls.append(len(d)) or find(d, c))
+    monkeypatch.setattr(rule, "find", lambda d, c, wh: calls.append(len(d)) or find(d, c, wh))
     d = dets(("board_blue", 100, 100, 300, 250), ("raw_meat", 150, 140, 200, 180))
     noon, night = (datetime(2026, 11, 29, h, 0).astimezone() for h in (12, 23))
     first = rule.evaluate(d, WH, noon)
@@ -170,6 +170,17 @@ def test_wider_container_behind_is_not_stacked() -> None:
 )
 def test_container_sitting_in_the_others_opening_is_stacked(upper: list[int], lower: list[int]) -> None:
     assert stacked_pairs(np.array([upper, lower], float), P) == [(0, 1)]
+
+
+def test_stack_running_off_the_bottom_of_the_picture_is_stacked() -> None:
+    # Boxes model 0.5.0 found on held-out clip 7001-010 (360 px high, 12 s): both containers run off the
+    # bottom, so the upper box ends at the border too, deeper than any band; this stack was missed.
+    upper, lower = [207, 200, 383, 359], [181, 235, 383, 360]
+    assert stacked_pairs(np.array([upper, lower], float), P, frame_h=360) == [(0, 1)]
+    assert stacked_pairs(np.array([upper, lower], float), P) == []  # bottoms taken as seen
+    # Cut off too, but nested (its top below the other's) or jutting out beside it: not stacked.
+    assert stacked_pairs(np.array([[200, 250, 370, 359], lower], float), P, frame_h=360) == []
+    assert stacked_pairs(np.array([[150, 200, 330, 359], lower], float), P, frame_h=360) == []
 
 
 def test_stacked_rule_keys_by_tracks_and_ignores_non_containers() -> None:
