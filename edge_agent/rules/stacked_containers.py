@@ -4,7 +4,10 @@ Seen by a fixed, tilted camera, the upper container's box overlaps the lower one
 above the lower one's top, and its bottom edge lies inside the lower box near its top, or deeper when the
 upper box lies within the lower's width (it sits in the lower's opening, whose rim is all that shows).
 Containers side by side (little horizontal overlap) and one nested inside another (its top not above the
-other's top) are not violations. One episode per (upper, lower) pair of tracks.
+other's top) are not violations. One episode per (upper, lower) pair of tracks, and each container is in
+at most one pair as the upper and one as the lower, the most confident pairs first: when the detector
+splits a container into several boxes (a tray around the bowl set in it, the rim of the lower one), the
+fragments pair with each other and with the real boxes, and would each raise an alert of their own.
 
 A stack that runs off the bottom of the picture shows neither bottom edge: both boxes end at the border.
 Then the upper one's bottom cannot be placed in the lower's top band, and a pair whose upper box lies
@@ -90,13 +93,22 @@ class StackedContainers(Rule):
         rows = np.array([i for i in candidates if kinds[i] == "container"], dtype=int)
         if len(rows) < 2:
             return []
+        conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
+        pairs = [
+            (int(rows[u]), int(rows[lo]))
+            for u, lo in stacked_pairs(dets.xyxy[rows], self.params, frame_wh[1])
+        ]
+        uppers: set[int] = set()
+        lowers: set[int] = set()
         hits = []
-        for u, lo in stacked_pairs(dets.xyxy[rows], self.params, frame_wh[1]):
-            upper, lower = int(rows[u]), int(rows[lo])
+        for upper, lower in sorted(pairs, key=lambda p: -min(conf[p[0]], conf[p[1]])):
+            if upper in uppers or lower in lowers:
+                continue
+            uppers.add(upper)
+            lowers.add(lower)
             box = dets.xyxy[[upper, lower]]
             anchor = np.array([box[:, 0].min(), box[:, 1].min(), box[:, 2].max(), box[:, 3].max()])
-            conf = dets.confidence
-            score = float(min(conf[upper], conf[lower])) if conf is not None else 1.0
+            score = float(min(conf[upper], conf[lower]))
             key = (self.track_id(dets, upper), self.track_id(dets, lower))
             hits.append(Hit(self.type, self.name, key, score, anchor, (upper, lower), {"containers": 2}))
         return hits

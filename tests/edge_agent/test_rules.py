@@ -195,6 +195,24 @@ def test_stacked_rule_keys_by_tracks_and_ignores_non_containers() -> None:
     assert hit.anchor.tolist() == [100, 130, 300, 300]
 
 
+def test_a_container_split_into_several_boxes_makes_one_stack() -> None:
+    (rule,) = build_rules([rule_cfg("stacked_containers")], LABEL_MAP, DEFAULT_PALETTE)
+    # Boxes model 0.5.0 found on clip 7002-003 (12 s): a tray on a wider one, plus a box over the lower
+    # one's rim (IoU 0.68 with it, under NMS's 0.7) that sits "on" it too. Three stacked pairs, one stack.
+    d = dets(
+        ("container", 508, 52, 639, 150, 0.86, 1),
+        ("container", 479, 93, 639, 222, 0.84, 2),
+        ("container", 487, 87, 640, 190, 0.53, 3),
+    )
+    assert len(stacked_pairs(d.xyxy, P, frame_h=360)) == 3
+    (hit,) = rule.evaluate(d, (640, 360), T0)
+    assert hit.key == (1, 2)
+    # Two containers on two others are two stacks.
+    boxes = [(110, 130, 290, 230), (100, 200, 300, 300), (410, 130, 590, 230), (400, 200, 600, 300)]
+    two = dets(*[("container", *box, 0.9, i) for i, box in enumerate(boxes)])
+    assert sorted(h.key for h in rule.evaluate(two, (640, 360), T0)) == [(0, 1), (2, 3)]
+
+
 def test_unknown_rule_type_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="known: board_misuse, stacked_containers"):
         rule_class("no_gloves")
