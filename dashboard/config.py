@@ -116,6 +116,12 @@ class RegistrySection(_Strict):
     download_token_ttl_s: int = Field(
         24 * 3600, gt=0, description="how long a rollout's download token works (renewed on promote)"
     )
+    rollout_reply_timeout_s: int = Field(
+        1800,
+        gt=0,
+        description="an agent sent a model (or sent back) that has not answered, or switched and not run "
+        "it without camera errors, after this long is given up: its rollout fails",
+    )
 
 
 class DashboardConfig(_Strict):

@@ -26,6 +26,7 @@ from dashboard.rollout import (
     Command,
     RolloutError,
     abort,
+    expire_overdue,
     fail_to_send,
     fail_to_send_back,
     promote,
@@ -126,6 +127,22 @@ def send_switch_backs(db: Session, cfg: DashboardConfig) -> list[Command]:
             db.commit()
             raise
     return commands
+
+
+def expire_overdue_rollouts(sessions: sessionmaker[Session], cfg: DashboardConfig) -> int:
+    """Give up on rollout agents silent past ``registry.rollout_reply_timeout_s``, commit, and send back
+    the agents whose rollout this stopped; how many targets were given up. The ingest runs it every minute.
+
+    Raises ``CommandPublishError`` when the switch-backs could not be sent (they are ``revert_failed``).
+    """
+    with sessions() as db:
+        given_up = expire_overdue(db, cfg.registry.rollout_reply_timeout_s)
+        db.info.pop(SWITCH_BACK_DUE, None)  # sent right here, not by an after-commit hook
+        db.commit()
+        if given_up:
+            log.warning("gave up on %d rollout target(s) that stopped answering", given_up)
+            send_switch_backs(db, cfg)
+    return given_up
 
 
 def send_switch_backs_after_commit(sessions: sessionmaker[Session], cfg: DashboardConfig) -> None:

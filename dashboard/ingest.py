@@ -3,7 +3,9 @@
 Delivery is at least once and nothing is lost across restarts: the session is persistent
 (``clean_start=False`` with a session expiry, stable client id), subscriptions are QoS 1, and a message
 is acknowledged only after it is stored or dead-lettered. Several workers with the same ``share_group``
-and different client ids split the load through the broker's shared subscription.
+and different client ids split the load through the broker's shared subscription. Between messages, and
+at least every ``housekeeping_every_s``, the processing thread runs ``housekeeping`` (giving up on rollout
+agents that stopped answering, see ``dashboard.deploy.expire_overdue_rollouts``).
 
 Example::
 
@@ -19,6 +21,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -70,9 +73,19 @@ def make_client(cfg: MqttSection, client_id: str | None = None) -> mqtt.Client:
 class IngestWorker:
     """Subscribes, queues messages to one processing thread, acknowledges after storing."""
 
-    def __init__(self, cfg: MqttSection, persister: Persister, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: MqttSection,
+        persister: Persister,
+        client_id: str | None = None,
+        housekeeping: Callable[[], object] | None = None,
+        housekeeping_every_s: float = 60.0,
+    ) -> None:
         self.cfg = cfg
         self.persister = persister
+        self.housekeeping = housekeeping
+        self.housekeeping_every_s = housekeeping_every_s
+        self._housekeeping_due = time.monotonic()
         self.client = make_client(cfg, client_id)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -141,7 +154,11 @@ class IngestWorker:
         """Take what has queued up (up to ``BATCH_MAX``), store it in one transaction, then acknowledge."""
         stop = False
         while not stop:
-            item = self._queue.get()
+            wait_s = self._maybe_housekeep()
+            try:
+                item = self._queue.get(timeout=wait_s)
+            except queue.Empty:
+                continue
             if item is None:
                 return
             batch = [item]
@@ -157,6 +174,18 @@ class IngestWorker:
             for done in self._store_batch(batch):
                 if done.qos > 0 and done.generation == self._generation:
                     self.client.ack(done.mid, done.qos)
+
+    def _maybe_housekeep(self) -> float | None:
+        """Run the housekeeping if it is due; how long to wait for a message before it is due again."""
+        if self.housekeeping is None:
+            return None
+        if time.monotonic() >= self._housekeeping_due:
+            self._housekeeping_due = time.monotonic() + self.housekeeping_every_s
+            try:
+                self.housekeeping()
+            except Exception:  # the database or broker is down: next time
+                log.exception("housekeeping failed; trying again in %.0f s", self.housekeeping_every_s)
+        return max(0.0, self._housekeeping_due - time.monotonic())
 
     def _store_batch(self, batch: list[_Item]) -> list[_Item]:
         """Store a batch; returns the items that may be acknowledged."""

@@ -351,7 +351,8 @@ class RolloutTarget(Base):
     """One agent of a rollout. ``state``: pending → sent → switched (reply ok) → running (stats show the
     model, no camera errors); or failed, rolled_back (the agent went back), skipped (the rollout stopped),
     superseded (a later rollout sent this agent another model). An agent that had switched when its
-    rollout stopped goes revert_due → reverting (``SwitchBack`` sent) → reverted, or revert_failed."""
+    rollout stopped goes revert_due → reverting (``SwitchBack`` sent) → reverted, or revert_failed. A
+    target silent past ``registry.rollout_reply_timeout_s`` is given up (``rollout.expire_overdue``)."""
 
     __tablename__ = "rollout_targets"
     __table_args__ = (Index("ix_rollout_targets_agent", "restaurant_id", "agent_id", "state"),)

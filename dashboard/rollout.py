@@ -8,6 +8,11 @@ fails the whole rollout, and ``abort`` stops it by hand: agents not yet sent the
 those that had switched (then, or later) are due to switch back to the model they ran before.
 ``switch_back`` turns the due ones into ``switch_model`` commands for that model, each with its own token.
 
+An agent that never answers must not hold a rollout forever: ``expire_overdue`` (run by the ingest every
+minute) fails a target sent a command and not answering within the reply timeout (the rollout stops), stops
+the rollout of a target that switched but has not run the model without camera errors within it (that
+agent is sent back), and marks a switch-back unanswered within it ``revert_failed``.
+
 The ingest feeds replies, availability and stats to ``observe_reply`` and ``observe_model``, which flag
 their session (``SWITCH_BACK_DUE`` in ``Session.info``) when they make a switch-back due; ``dashboard.deploy``
 calls the rest, commits, then publishes the returned commands.
@@ -338,6 +343,30 @@ def observe_model(
             ref = f"{model.name} {model.version}" if model else "no model"
             target.message = f"reports {ref} after switching"
             _stop(db, rollout, "failed", f"{restaurant}/{agent} went back to {ref}")
+
+
+def expire_overdue(db: Session, reply_timeout_s: float) -> int:
+    """Give up on agents silent for ``reply_timeout_s`` (see the module's docstring); how many; flushed."""
+    cutoff = now_utc() - timedelta(seconds=reply_timeout_s)
+    late = f"no answer within {reply_timeout_s / 60:g} min"
+    overdue = select(RolloutTarget).where(
+        ((RolloutTarget.state == "sent") & (RolloutTarget.sent_at < cutoff))
+        | (RolloutTarget.state.in_(("switched", "reverting")) & (RolloutTarget.updated_at < cutoff))
+    )
+    targets = db.scalars(overdue.with_for_update(skip_locked=True)).all()
+    for target in targets:
+        name = f"{target.restaurant_id}/{target.agent_id}"
+        if target.state == "reverting":
+            target.state, target.message = "revert_failed", f"switch back: {late}"
+        elif target.state == "sent":
+            target.state, target.message = "failed", f"switch_model: {late}"
+            _stop(db, target.rollout, "failed", f"{name}: {late} to switch_model")
+        else:  # switched, never seen running without camera errors: _stop sends it back
+            target.message = f"not running without camera errors after {reply_timeout_s / 60:g} min"
+            _stop(db, target.rollout, "failed", f"{name} {target.message}")
+        target.updated_at = now_utc()
+    db.flush()
+    return len(targets)
 
 
 def download_grant(db: Session, token: str) -> tuple[int, datetime] | None:

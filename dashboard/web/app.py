@@ -103,12 +103,16 @@ def create_app(
         stop = threading.Event()
         thread = None
         if with_ingest:
-            from dashboard.deploy import send_switch_backs_after_commit
+            from dashboard.deploy import expire_overdue_rollouts, send_switch_backs_after_commit
             from dashboard.ingest import IngestWorker
             from dashboard.persist import Persister
 
             send_switch_backs_after_commit(sessions, cfg)
-            worker = IngestWorker(cfg.mqtt, Persister(sessions, store))
+            worker = IngestWorker(
+                cfg.mqtt,
+                Persister(sessions, store),
+                housekeeping=lambda: expire_overdue_rollouts(sessions, cfg),
+            )
             thread = threading.Thread(target=worker.run_forever, args=(stop,), name="ingest", daemon=True)
             thread.start()
             log.info("ingest worker started in the web process")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -166,3 +167,35 @@ def test_database_outage_loses_nothing(
     finally:
         worker.stop()
         engine.dispose()
+
+
+def test_housekeeping_runs_between_messages_and_its_failures_stop_nothing(
+    broker, persister, publisher, sessions, tenants, make_event, wait_until
+) -> None:
+    from dashboard.config import MqttSection
+
+    runs: list[float] = []
+
+    def housekeeping() -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 2:
+            raise RuntimeError("database gone for a moment")
+
+    worker = IngestWorker(
+        MqttSection(port=broker.port, client_id="ingest-housekeeping"),
+        persister,
+        housekeeping=housekeeping,
+        housekeeping_every_s=0.2,
+    )
+    worker.start()
+    try:
+        wait_until(lambda: len(runs) >= 4, timeout_s=10)
+        ev = make_event()
+        publisher.publish(topic_for(ev), encode(ev))
+        wait_until(lambda: _count(sessions, Event) == 1)
+        n = len(runs)
+        wait_until(lambda: len(runs) >= n + 2, timeout_s=10)
+    finally:
+        worker.stop()
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    assert min(gaps) >= 0.19 and max(gaps[:3]) < 2.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import tarfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from brightkitchen.contract import (
     utc_now,
 )
 from dashboard.config import MqttSection
-from dashboard.deploy import send_switch_backs_after_commit
-from dashboard.models import AgentReply, AuditLog
+from dashboard.deploy import expire_overdue_rollouts, send_switch_backs_after_commit
+from dashboard.models import AgentReply, AuditLog, RolloutTarget
 from dashboard.mqtt_auth import write_mosquitto_auth
 
 pytestmark = pytest.mark.parametrize("db_config", ["sqlite"], indirect=True)  # storage is covered elsewhere
@@ -434,3 +435,55 @@ def test_without_the_previous_model_in_the_registry_the_agent_is_not_sent_back(
     assert (rollout["state"], rollout["targets"][0]["state"]) == ("aborted", "revert_failed")
     assert "tiny 0.9 is not in the registry" in rollout["targets"][0]["message"]
     assert len(command_listener.commands) == 1
+
+
+def _silent_for(sessions, rid: int, minutes: float) -> None:
+    """Move a rollout's targets' clocks back, as if its agents had said nothing for ``minutes``."""
+    with sessions() as s:
+        for target in s.scalars(select(RolloutTarget).where(RolloutTarget.rollout_id == rid)):
+            past = timedelta(minutes=minutes)
+            target.sent_at = target.sent_at and target.sent_at - past
+            target.updated_at -= past
+        s.commit()
+
+
+def test_a_canary_that_never_answers_fails_the_rollout(
+    registry, persister, command_listener, sessions, db_config
+) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, AGENTS).json()["id"]
+    command_listener.wait_for(1)
+    _silent_for(sessions, rid, 29)
+    assert expire_overdue_rollouts(sessions, db_config) == 0  # the timeout is 30 min
+    _silent_for(sessions, rid, 2)
+    assert expire_overdue_rollouts(sessions, db_config) == 1
+    assert _state(ml, rid) == ("failed", ["failed", "skipped", "skipped"])
+    rollout = ml.get(f"/api/v1/rollouts/{rid}").json()
+    assert "r-a/box-1: no answer within 30 min to switch_model" in rollout["message"]
+    assert expire_overdue_rollouts(sessions, db_config) == 0
+    assert len(command_listener.commands) == 1  # nobody was sent anything else
+    assert _start(ml, model_id, ["r-a/box-1"]).status_code == 201
+
+
+def test_a_canary_that_switched_but_never_runs_cleanly_is_sent_back_and_a_silent_one_given_up(
+    registry, way_back, persister, command_listener, sessions, db_config
+) -> None:
+    ml, model_id = registry["ml"], registry["model"]
+    rid = _start(ml, model_id, AGENTS[:2]).json()["id"]
+    (cmd,) = command_listener.wait_for(1)
+    _reply(persister, cmd, "r-a/box-1")
+    _stats(persister, "r-a/box-1", error="model output has the wrong shape")
+    assert _state(ml, rid) == ("canary", ["switched", "pending"])
+    _silent_for(sessions, rid, 31)
+    assert expire_overdue_rollouts(sessions, db_config) == 1
+    _, back = command_listener.wait_for(2)
+    assert (back.model.name, back.model.version) == ("tiny", "0.9")
+    assert _state(ml, rid) == ("failed", ["reverting", "skipped"])
+    assert (
+        "not running without camera errors after 30 min"
+        in ml.get(f"/api/v1/rollouts/{rid}").json()["message"]
+    )
+    _silent_for(sessions, rid, 31)  # the switch-back is not answered either
+    assert expire_overdue_rollouts(sessions, db_config) == 1
+    (target, _) = ml.get(f"/api/v1/rollouts/{rid}").json()["targets"]
+    assert (target["state"], target["message"]) == ("revert_failed", "switch back: no answer within 30 min")
