@@ -136,9 +136,16 @@ class CameraPipeline:
                     del going[key]
             if not going:
                 break
-        if any(runs.values()):
-            log.debug("camera %s: episode onsets moved back to %s", self.camera.id, runs)
-        return {key: frames for key, frames in runs.items() if frames}
+        earlier = {key: frames for key, frames in runs.items() if frames}
+        for key, frames in earlier.items():
+            log.debug(
+                "camera %s: episode %s began at %.2f s, %d skipped frame(s) earlier",
+                self.camera.id,
+                key,
+                frames[0].t,
+                len(frames),
+            )
+        return earlier
 
     def finish(self) -> list[Output]:
         """End open events and finish pending clips (end of a video, shutdown)."""
