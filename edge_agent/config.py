@@ -110,7 +110,9 @@ class RuleConfig(BaseModel):
     realarm_s: float = Field(300.0, gt=0, description="re-alarm interval while it goes on")
     severity: Severity = "medium"
     active_hours: list[str] = Field(default_factory=list, description='e.g. ["06:00-14:00", "16:00-22:00"]')
-    max_gap_s: float = Field(2.0, ge=0, description="gaps in sight (occlusion) up to this long do not end it")
+    max_gap_s: float = Field(
+        2.5, ge=0, description="gaps in sight (occlusion: a chopping hand) up to this long do not end it"
+    )
     min_hit_ratio: float = Field(
         0.5, gt=0, le=1, description="share of processed frames that must show it before an alarm"
     )

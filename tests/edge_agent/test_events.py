@@ -143,3 +143,12 @@ def test_earlier_frames_that_showed_the_hit_start_the_episode_sooner() -> None:
     assert (ev.start_t, ev.hits, ev.frames) == (2.0, 3, 3)
     out = _run(tr, 6, lambda t: [_hit()], start=2.6)
     assert [(t, p) for t, p, _ in out] == [(5.0, "new")]
+
+
+def test_default_gap_outlasts_a_chopping_hand() -> None:
+    """A hand chopping beside the food hides it for up to ~2.5 s (1-2.5 s of work plus the reach): by
+    default that does not end the episode (tuning clip 7400-010: hits until 16.0, hidden until 18.4)."""
+    tr = EventTracker("cam1", [rule_cfg("board_misuse")])
+    out = _run(tr, 15, lambda t: [_hit()] if 2 <= t < 4.2 or 6.6 <= t < 10 else [])
+    assert [(t, p) for t, p, _ in out] == [(6.6, "new"), (12.4, "end")]
+    assert out[0][2].start_t == 2.0
