@@ -77,21 +77,12 @@ def ingest(
 ) -> None:
     """Run an MQTT ingest worker until SIGINT/SIGTERM."""
     from dashboard.db import open_database
-    from dashboard.deploy import expire_overdue_rollouts, send_switch_backs_after_commit
-    from dashboard.ingest import IngestWorker
+    from dashboard.deploy import ingest_worker
     from dashboard.media import open_store
-    from dashboard.persist import Persister
 
     cfg = load_or_exit(config)
     _, sessions = open_database(cfg)
-    send_switch_backs_after_commit(sessions, cfg)
-    worker = IngestWorker(
-        cfg.mqtt,
-        Persister(sessions, open_store(cfg.media)),
-        client_id,
-        housekeeping=lambda: expire_overdue_rollouts(sessions, cfg),
-    )
-    worker.run_forever(_stop_event())
+    ingest_worker(sessions, cfg, open_store(cfg.media), client_id).run_forever(_stop_event())
 
 
 @app.command()

@@ -20,7 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.commands import CommandPublishError, publish_commands
 from dashboard.config import DashboardConfig
+from dashboard.ingest import IngestWorker
+from dashboard.media import MediaStore
 from dashboard.models import Agent, ModelVersion, Rollout
+from dashboard.persist import Persister
 from dashboard.rollout import (
     SWITCH_BACK_DUE,
     Command,
@@ -162,3 +165,17 @@ def send_switch_backs_after_commit(sessions: sessionmaker[Session], cfg: Dashboa
             log.error("switch-back commands not sent: %s", exc)
 
     event.listen(sessions, "after_commit", after_commit)
+
+
+def ingest_worker(
+    sessions: sessionmaker[Session], cfg: DashboardConfig, store: MediaStore, client_id: str | None = None
+) -> IngestWorker:
+    """The dashboard's MQTT ingest worker, wired to rollouts: its sessions send the switch-backs they make
+    due, and every minute it gives up on rollout agents that stopped answering."""
+    send_switch_backs_after_commit(sessions, cfg)
+    return IngestWorker(
+        cfg.mqtt,
+        Persister(sessions, store),
+        client_id,
+        housekeeping=lambda: expire_overdue_rollouts(sessions, cfg),
+    )

@@ -103,16 +103,9 @@ def create_app(
         stop = threading.Event()
         thread = None
         if with_ingest:
-            from dashboard.deploy import expire_overdue_rollouts, send_switch_backs_after_commit
-            from dashboard.ingest import IngestWorker
-            from dashboard.persist import Persister
+            from dashboard.deploy import ingest_worker
 
-            send_switch_backs_after_commit(sessions, cfg)
-            worker = IngestWorker(
-                cfg.mqtt,
-                Persister(sessions, store),
-                housekeeping=lambda: expire_overdue_rollouts(sessions, cfg),
-            )
+            worker = ingest_worker(sessions, cfg, store)
             thread = threading.Thread(target=worker.run_forever, args=(stop,), name="ingest", daemon=True)
             thread.start()
             log.info("ingest worker started in the web process")
