@@ -203,7 +203,16 @@ def test_inspector_reviews_a_live_alert(
     _shot(page, "review-queue", "review-queue.png")
 
     page.click(f'tr[data-id="{new}"] a')
-    page.wait_for_selector("#clip")
+
+    def clip_shown() -> bool:
+        """The queue lists the alert once its event is stored; its clip, published last, may still be on its
+        way (the page then says so): reload until it is there."""
+        if page.locator("#clip").count():
+            return True
+        page.reload()
+        return False
+
+    wait_until(clip_shown, timeout_s=15, interval_s=0.5)
     page.eval_on_selector("#clip", "v => v.play()")
     page.wait_for_function(
         "() => { const v = document.querySelector('#clip'); return v.readyState === 4 && v.videoWidth > 0 }",
