@@ -90,8 +90,8 @@ class MotionSection(_Strict):
     max_detect_fps: float | None = Field(
         2.0,
         gt=0,
-        description="run the detector at most this often while things move and no episode awaits its "
-        "alarm (null: no cap)",
+        description="run the detector at most this often while things move, unless an episode's alarm "
+        "is due (it lasted min_duration_s); null: no cap",
     )
     width_px: int = Field(160, ge=32, le=1280, description="frames are compared at this width")
 
@@ -111,7 +111,7 @@ class RuleConfig(BaseModel):
     severity: Severity = "medium"
     active_hours: list[str] = Field(default_factory=list, description='e.g. ["06:00-14:00", "16:00-22:00"]')
     max_gap_s: float = Field(
-        2.5, ge=0, description="gaps in sight (occlusion: a chopping hand) up to this long do not end it"
+        2.5, ge=0, description="gaps between hits (occlusion: a chopping hand) up to this long do not end it"
     )
     min_hit_ratio: float = Field(
         0.5, gt=0, le=1, description="share of processed frames that must show it before an alarm"

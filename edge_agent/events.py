@@ -1,8 +1,9 @@
 """Rule hits → events with a lifecycle: pending → ``new`` (the alert) → ``update`` … → ``end``.
 
 An episode starts pending at its first hit. It raises one alert (``new``) once it has lasted the rule's
-``min_duration_s`` with hits on at least ``min_hit_ratio`` of the frames since; gaps up to ``max_gap_s``
-(a hand or knife over the food, a missed detection) do not break it. It ends after a longer gap. While it
+``min_duration_s`` with hits on at least ``min_hit_ratio`` of the frames since; gaps between hits up to
+``max_gap_s`` (a hand or knife over the food, a missed detection) do not break it. It ends once the time
+since its last hit is longer, and a later hit then starts a new episode. While it
 goes on, every ``realarm_s`` the event is ended and a new one (a new alert, ``details.realarm`` = n) starts.
 A hit continues an episode with the same key (track ids), or, when a track id changed, one of the same
 rule and details whose anchor box overlaps it. An episode may start before the frame of its first hit:
@@ -94,10 +95,12 @@ class EventTracker:
         self.rules = {rule.name or rule.type: rule for rule in rules}
         self.open: list[Event] = []
 
-    @property
-    def pending(self) -> bool:
-        """Whether an episode has begun and awaits its alarm."""
-        return any(ev.alert_t is None for ev in self.open)
+    def alarm_due(self, t: float) -> bool:
+        """Whether an episode awaiting its alarm has lasted its minimum duration by time ``t``."""
+        return any(
+            ev.alert_t is None and t - ev.start_t >= self.rules[ev.rule_name].min_duration_s - SLACK_S
+            for ev in self.open
+        )
 
     def starts(self, hit: Hit) -> bool:
         """Whether ``hit`` would start a new episode (no open one continues with it)."""
@@ -116,8 +119,16 @@ class EventTracker:
         already showed it (oldest first); the episode starts at the first of them.
         """
         changes: list[EventChange] = []
-        for ev in self.open:
-            ev.frames += 1
+        # A gap longer than max_gap_s ends the episode even when this frame shows it again: that is a new one.
+        for ev in list(self.open):
+            if frame.t - ev.last_t > self.rules[ev.rule_name].max_gap_s + SLACK_S:
+                self.open.remove(ev)
+                if ev.alert_t is not None:
+                    changes.append(self._end(ev))
+                else:
+                    log.debug("camera %s: %s episode %s faded before the alarm", self.camera, ev.rule, ev.key)
+            else:
+                ev.frames += 1
         seen: set[int] = set()
         for hit in hits:
             ev = self._match(hit, seen)
@@ -129,13 +140,7 @@ class EventTracker:
             seen.add(id(ev))
         for ev in list(self.open):
             cfg = self.rules[ev.rule_name]
-            if frame.t - ev.last_t > cfg.max_gap_s + SLACK_S:
-                self.open.remove(ev)
-                if ev.alert_t is not None:
-                    changes.append(self._end(ev))
-                else:
-                    log.debug("camera %s: %s episode %s faded before the alarm", self.camera, ev.rule, ev.key)
-            elif ev.alert_t is None:
+            if ev.alert_t is None:
                 lasted = ev.last_t - ev.start_t >= cfg.min_duration_s - SLACK_S
                 if lasted and ev.hits / ev.frames >= cfg.min_hit_ratio:
                     ev.alert_t = frame.t

@@ -4,10 +4,10 @@ Frames are compared at low resolution (grey, blurred, ``width_px`` wide) against
 last saw, so slow changes add up instead of slipping under the threshold frame by frame. The forced
 interval keeps a violation that stands still (a stack left in place) in view of the rules. While things
 keep moving, ``max_detect_fps`` caps the detector's rate (Frigate's ``detect.fps`` idea): the rules wait
-seconds before they alert, so a few detections a second see an episode begin. Once one has begun (the
-pipeline says an episode is ``pending``: seen, not yet alerted), the cap is lifted until it alerts or
-fades, so the alarm decision sees every frame that moved; and the pipeline detects the frames the cap
-skipped just before an episode began, so that its onset is not delayed either.
+seconds before they alert, so a few detections a second see an episode begin, and the pipeline detects
+the frames the cap skipped just before an episode began, so that its onset is not delayed. Once an
+episode's alarm is due (it has lasted its rule's minimum duration), the cap is lifted until it alerts or
+fades, so the alarm is decided on the first frame that shows it then, not up to one cap interval later.
 """
 
 from __future__ import annotations
@@ -50,17 +50,18 @@ class MotionGate:
         diff = cv2.absdiff(small, self._reference)
         return float(np.count_nonzero(diff > self.cfg.pixel_threshold)) / diff.size
 
-    def check(self, image: np.ndarray, t: float, pending: bool = False) -> bool:
+    def check(self, image: np.ndarray, t: float, alarm_due: bool = False) -> bool:
         """True when the detector should run on this frame (and it becomes the new reference).
 
-        ``pending``: an episode awaits its alarm, so ``max_detect_fps`` does not hold back this frame.
+        ``alarm_due``: an episode has lasted long enough to alert, so ``max_detect_fps`` does not hold back
+        this frame.
         """
         self.frames_checked += 1
         if not self.cfg.enabled:
             return True
         since = t - self._last_detect_t
         forced = since >= self.cfg.forced_interval_s - SLACK_S
-        cap = None if pending else self.cfg.max_detect_fps
+        cap = None if alarm_due else self.cfg.max_detect_fps
         if not forced and cap is not None and since < 1 / cap - SLACK_S:
             self.frames_skipped += 1  # too soon: not even worth comparing
             return False

@@ -92,7 +92,7 @@ class CameraPipeline:
             self._use(detector)
         self.frames_seen += 1
         earlier: dict[tuple[int | str, ...], list[Frame]] = {}
-        if self.gate.check(frame.image, frame.t, pending=self.events.pending):
+        if self.gate.check(frame.image, frame.t, alarm_due=self.events.alarm_due(frame.t)):
             self._dets = self._detect(self._tracker, frame, detector)
             hits = self._hits(self._dets, frame)
             fresh = [hit for hit in hits if self.events.starts(hit)]

@@ -126,10 +126,10 @@ def test_detector_rate_is_capped_while_things_keep_moving() -> None:
     assert gate.frames_skipped == 8
 
 
-def test_a_pending_episode_lifts_the_rate_cap() -> None:
-    # The alarm decision should see every frame that moved while an episode waits for it.
+def test_a_due_alarm_lifts_the_rate_cap() -> None:
+    # The alarm decision should see every frame that moved once an episode has lasted its minimum duration.
     gate = MotionGate(MotionSection(forced_interval_s=100, max_detect_fps=2))
-    pending = [1.0 <= n / 6 < 2.0 for n in range(18)]  # an episode pends from 1 s to 2 s
-    runs = [gate.check(_scene(100 + 10 * n), n / 6, pending=pending[n]) for n in range(18)]
+    due = [1.0 <= n / 6 < 2.0 for n in range(18)]  # an episode's alarm is due from 1 s to 2 s
+    runs = [gate.check(_scene(100 + 10 * n), n / 6, alarm_due=due[n]) for n in range(18)]
     detected = [round(n / 6, 2) for n, r in enumerate(runs) if r]
     assert detected == [0.0, 0.5, 1.0, 1.17, 1.33, 1.5, 1.67, 1.83, 2.33, 2.83]
