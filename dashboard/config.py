@@ -80,7 +80,9 @@ class HttpSection(_Strict):
         " peers X-Forwarded-For and X-Forwarded-Proto are believed, so the login limit and the audit log see"
         " the client, not the proxy",
     )
-    sse_poll_s: float = Field(1.0, gt=0, description="how often the live queue looks for new alerts")
+    sse_poll_s: float = Field(
+        1.0, gt=0, description="how often each web process looks for new alerts for its live streams"
+    )
     display_timezone: str = Field("UTC", description="IANA zone for times in the UI, e.g. Asia/Shanghai")
     public_url: str | None = Field(
         None,

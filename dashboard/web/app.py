@@ -125,6 +125,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.store = store
     app.state.templates = templates
+    app.state.alert_watch = live.AlertWatch(sessions, cfg.http.sse_poll_s)
     app.state.login_limiter = LoginLimiter(cfg.http.login_max_failures, cfg.http.login_window_s)
     app.add_middleware(
         SessionMiddleware,
