@@ -26,12 +26,22 @@ def test_one_poll_wakes_every_stream_and_stops_with_the_last(sessions, tenants, 
             polls = watch.polls
             await to_thread.run_sync(persister.handle, topic_for(ev), encode(ev))
             woke = await asyncio.wait_for(asyncio.gather(*waiting), timeout=10)
+            assert await watch.wait(woke[0], timeout=0.1) == woke[0]  # a timeout returns the same version
         stopped = watch.polls
         await asyncio.sleep(0.3)
         assert watch.polls == stopped  # the last stream closed: no more polling
-        assert await watch.wait(woke[0], timeout=0.1) == woke[0]  # a timeout returns the same version
         return polls, woke
 
     polls, woke = asyncio.run(main())
     assert woke == [1, 1, 1]
     assert 3 <= polls <= 12  # ~10 in 0.5 s at 0.05 s: one poller for three streams, not three
+
+    async def again() -> int:  # another event loop (a second test client, a server restart): it works too
+        async with watch.listening():
+            waiting = asyncio.create_task(watch.wait(watch.version, timeout=10))
+            await asyncio.sleep(0.2)
+            await to_thread.run_sync(persister.handle, topic_for(ev2), encode(ev2))
+            return await waiting
+
+    ev2 = make_event(restaurant="r-b")
+    assert asyncio.run(again()) == 2

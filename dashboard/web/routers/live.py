@@ -57,7 +57,8 @@ class AlertWatch:
             return [(row.id, row.received_at) for row in db.execute(q)]
 
     async def _poll(self) -> None:
-        assert self._changed is not None
+        changed = self._changed
+        assert changed is not None
         while True:
             self.polls += 1
             try:
@@ -70,19 +71,18 @@ class AlertWatch:
                 self._seen.update(fresh)
                 self._since = max(self._since, *(at for _, at in fresh))
                 self._seen = {e: at for e, at in self._seen.items() if at > self._since - OVERLAP}
-                async with self._changed:
+                async with changed:
                     self.version += 1
-                    self._changed.notify_all()
+                    changed.notify_all()
             await asyncio.sleep(self.poll_s)
 
     @contextlib.asynccontextmanager
     async def listening(self) -> AsyncIterator[None]:
         """While a stream is open: the first one starts the polling, the last one to close stops it."""
-        if self._changed is None:
-            self._changed = asyncio.Condition()
         self._listeners += 1
         if self._task is None:  # streams fetch once when they open: what came while none listened is theirs
             self._since, self._seen = now_utc(), {}
+            self._changed = asyncio.Condition()  # bound to this event loop (a test client may bring another)
             self._task = asyncio.create_task(self._poll(), name="live-alert-watch")
         try:
             yield
@@ -90,14 +90,15 @@ class AlertWatch:
             self._listeners -= 1
             if self._listeners == 0 and self._task is not None:
                 self._task.cancel()
-                self._task = None
+                self._task, self._changed = None, None
 
     async def wait(self, version: int, timeout: float) -> int:
         """The version once it is past ``version``, or the same one after ``timeout`` seconds."""
-        assert self._changed is not None, "wait() outside listening()"
-        async with self._changed:
+        changed = self._changed
+        assert changed is not None, "wait() outside listening()"
+        async with changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.version > version), timeout)
+                await asyncio.wait_for(changed.wait_for(lambda: self.version > version), timeout)
             return self.version
 
 
