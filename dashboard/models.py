@@ -23,7 +23,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ROLES = ("admin", "inspector", "restaurant", "ml")
-VERDICTS = ("confirmed", "false_positive", "unclear")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
