@@ -102,9 +102,15 @@ class EventTracker:
             for ev in self.open
         )
 
-    def starts(self, hit: Hit) -> bool:
-        """Whether ``hit`` would start a new episode (no open one continues with it)."""
-        return all(not same_place(ev, hit) for ev in self.open if ev.rule_name == hit.rule_name)
+    def _alive(self, ev: Event, t: float) -> bool:
+        """Whether a hit at time ``t`` may still continue ``ev``: its last hit at most ``max_gap_s`` ago."""
+        return t - ev.last_t <= self.rules[ev.rule_name].max_gap_s + SLACK_S
+
+    def starts(self, hit: Hit, t: float) -> bool:
+        """Whether ``hit``, seen at time ``t``, would start a new episode (no open one continues with it)."""
+        return not any(
+            same_place(ev, hit) for ev in self.open if ev.rule_name == hit.rule_name and self._alive(ev, t)
+        )
 
     def update(
         self,
@@ -121,7 +127,7 @@ class EventTracker:
         changes: list[EventChange] = []
         # A gap longer than max_gap_s ends the episode even when this frame shows it again: that is a new one.
         for ev in list(self.open):
-            if frame.t - ev.last_t > self.rules[ev.rule_name].max_gap_s + SLACK_S:
+            if not self._alive(ev, frame.t):
                 self.open.remove(ev)
                 if ev.alert_t is not None:
                     changes.append(self._end(ev))

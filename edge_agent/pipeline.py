@@ -95,7 +95,7 @@ class CameraPipeline:
         if self.gate.check(frame.image, frame.t, alarm_due=self.events.alarm_due(frame.t)):
             self._dets = self._detect(self._tracker, frame, detector)
             hits = self._hits(self._dets, frame)
-            fresh = [hit for hit in hits if self.events.starts(hit)]
+            fresh = [hit for hit in hits if self.events.starts(hit, frame.t)]
             if fresh and self._skipped:
                 earlier = self._backfill(fresh, detector)
             self._skipped.clear()

@@ -145,10 +145,11 @@ def test_finish_ends_alerted_events_only() -> None:
 def test_earlier_frames_that_showed_the_hit_start_the_episode_sooner() -> None:
     tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3, max_gap_s=2)])
     d = dets(("board_blue", 100, 100, 300, 250), ("raw_meat", 150, 140, 200, 180))
-    assert tr.starts(_hit())
+    assert tr.starts(_hit(), 2.4)
     tr.update([_hit()], frame(2.4), d, earlier={_hit().key: [frame(2.0), frame(2.2)]})
-    assert not tr.starts(_hit()) and not tr.starts(_hit(key=(9, "raw_meat")))  # same place, new track id
-    assert tr.starts(_hit(key=(9, "raw_meat"), box=(400, 100, 600, 250)))
+    assert not tr.starts(_hit(), 2.6) and not tr.starts(_hit(key=(9, "raw_meat")), 2.6)  # new track id
+    assert tr.starts(_hit(key=(9, "raw_meat"), box=(400, 100, 600, 250)), 2.6)
+    assert tr.starts(_hit(), 4.6)  # after a gap longer than max_gap_s: a new episode, with its own onset
     ev = tr.open[0]
     assert (ev.start_t, ev.hits, ev.frames) == (2.0, 3, 3)
     out = _run(tr, 6, lambda t: [_hit()], start=2.6)
