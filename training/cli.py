@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from edge_agent.config import EdgeConfig
 
 app = typer.Typer(help="Synthetic data, training, evaluation and ONNX export.", no_args_is_help=True)
 
@@ -61,6 +64,24 @@ def synth_clips_cmd(
 
 
 # --- training, export, evaluation -------------------------------------------------------------------------
+
+EDGE_CONFIG_OPTION = typer.Option(
+    help="Edge config (YAML) whose first camera's rules, fps, palette, tracking and motion gate replay the "
+    "clips; default: `edge replay`'s (both rules at their defaults, 5 fps)."
+)
+
+
+def _edge_config(path: Path | None) -> EdgeConfig | None:
+    """The edge config at ``path``, validated (a wrong key is named with the file), or None."""
+    if path is None:
+        return None
+    from brightkitchen.config import ConfigError
+    from edge_agent.config import load_edge_config
+
+    try:
+        return load_edge_config(path)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--edge-config") from exc
 
 
 def _train_arguments(pairs: list[str]) -> dict:
@@ -243,12 +264,15 @@ def eval_cmd(
     clips: Annotated[
         Path | None, typer.Option(help="Folder of clips with ground-truth JSON for event metrics.")
     ] = None,
+    edge_config: Annotated[Path | None, EDGE_CONFIG_OPTION] = None,
     split: Annotated[str, typer.Option(help="Dataset split to use; 'all' for every image.")] = "all",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
     update_card: Annotated[bool, typer.Option(help="Store the metrics in the model's card.")] = False,
     threads: Annotated[int, typer.Option(min=1)] = 2,
 ) -> None:
-    """mAP50 / mAP50-95 per class through ONNX Runtime, plus event precision/recall/latency on clips."""
+    """mAP50 / mAP50-95 per class through ONNX Runtime; with --clips, events replayed through the edge
+    pipeline: found, false alerts, late (later than the rule's T + 1 s), precision, recall, on-time recall,
+    and the clips behind every miss, false alert and late alarm."""
     import json
 
     from edge_agent.detector import Detector
@@ -261,6 +285,7 @@ def eval_cmd(
         training_seeds,
     )
 
+    config = _edge_config(edge_config)
     seed = data_seed(data)
     if seed is not None and seed in training_seeds(model):
         raise typer.BadParameter(
@@ -282,7 +307,7 @@ def eval_cmd(
     if clips is not None:
         from training.event_eval import evaluate_clips, format_event_summary
 
-        result["events"] = evaluate_clips(model, clips)
+        result["events"] = evaluate_clips(model, clips, config)
         typer.echo(format_event_summary(result["events"]))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
@@ -302,8 +327,12 @@ def compare_cmd(
     data: Annotated[Path, typer.Option(help="Fixed benchmark: a YOLO dataset neither model trained on.")],
     out: Annotated[Path, typer.Option(help="Report folder: report.md, report.json, chart.png.")],
     clips: Annotated[
-        Path | None, typer.Option(help="Clips with ground-truth JSON: also compare event precision/recall.")
+        Path | None,
+        typer.Option(
+            help="Clips with ground-truth JSON: also compare event precision, recall, on-time recall."
+        ),
     ] = None,
+    edge_config: Annotated[Path | None, EDGE_CONFIG_OPTION] = None,
     tolerance: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Largest allowed drop per class and metric (absolute).")
     ] = 0.02,
@@ -321,7 +350,8 @@ def compare_cmd(
             raise typer.BadParameter(
                 f"{data} was rendered with seed {seed}, which {model} was trained on", param_hint="--data"
             )
-    results = [evaluate_model(m, data, clips, threads) for m in (candidate, baseline)]
+    config = _edge_config(edge_config)
+    results = [evaluate_model(m, data, clips, threads, config) for m in (candidate, baseline)]
     verdict = judge(*results, tolerance)
     write_report(out, *results, verdict, tolerance, data, clips)
     typer.echo(f"{'PROMOTE' if verdict.promote else 'REJECT'}: report {out / 'report.md'}")

@@ -1,9 +1,9 @@
 """A candidate model against the baseline on one fixed benchmark, and the verdict: promote or reject.
 
 Both models go through the same evaluation as ``train eval`` (mAP per class through the edge's ONNX
-Runtime path; with clips, event precision and recall through the edge pipeline). The candidate is promoted
-only if, on every class with instances in the benchmark, neither mAP50 nor mAP50-95 is lower than the
-baseline's by more than ``tolerance`` (absolute), and, with clips, neither event precision nor recall.
+Runtime path; with clips, event precision, recall and on-time recall through the edge pipeline). The
+candidate is promoted only if, on every class with instances in the benchmark, neither mAP50 nor mAP50-95
+is lower than the baseline's by more than ``tolerance`` (absolute), and, with clips, no event metric.
 
 ``report.json`` (read by the dashboard's model registry)::
 
@@ -16,10 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge_agent.config import EdgeConfig
 
 CLASS_METRICS = ("map50", "map50_95")
-EVENT_METRICS = ("precision", "recall")
+EVENT_METRICS = ("precision", "recall", "on_time_recall")  # on time: within T + 1 s of the onset
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,11 @@ class Verdict:
     reasons: list[str]
 
 
-def evaluate_model(model: Path, data: Path, clips: Path | None, threads: int = 2) -> dict[str, Any]:
-    """``train eval``'s metrics of one model folder: per class on ``data``, events on ``clips``."""
+def evaluate_model(
+    model: Path, data: Path, clips: Path | None, threads: int = 2, edge_config: EdgeConfig | None = None
+) -> dict[str, Any]:
+    """``train eval``'s metrics of one model folder: per class on ``data``, events on ``clips`` (replayed
+    with ``edge_config``'s first camera, or ``edge replay``'s defaults)."""
     from brightkitchen.model_card import ModelCard
     from edge_agent.detector import Detector
     from training.evaluate import dataset_images, evaluate_detections
@@ -71,7 +77,7 @@ def evaluate_model(model: Path, data: Path, clips: Path | None, threads: int = 2
     if clips is not None:
         from training.event_eval import evaluate_clips
 
-        result["events"] = evaluate_clips(model, clips)
+        result["events"] = evaluate_clips(model, clips, edge_config)
     return result
 
 
@@ -94,6 +100,7 @@ def judge(candidate: dict[str, Any], baseline: dict[str, Any], tolerance: float)
         checks += [
             Check("events", m, baseline["events"][m], candidate["events"][m], tolerance)
             for m in EVENT_METRICS
+            if m in baseline["events"] and m in candidate["events"]
         ]
     reasons += [
         f"{c.scope} {c.metric}: {c.candidate:.3f} vs {c.baseline:.3f} ({c.delta:+.3f}, tolerance {tolerance})"
@@ -130,6 +137,13 @@ def chart(candidate: dict[str, Any], baseline: dict[str, Any], path: Path) -> No
     fig.tight_layout(rect=(0, 0, 1, 0.91))
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _number(value: float | None, sign: str = "") -> str:
+    """Counts as they are, rates and seconds to 3 decimals, absent as a dash."""
+    if value is None:
+        return "–"
+    return f"{value:{sign}d}" if isinstance(value, int) else f"{value:{sign}.3f}"
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -176,10 +190,10 @@ def _markdown(report: dict[str, Any]) -> str:
             "| metric | baseline | candidate | Δ |",
             "|---|---:|---:|---:|",
         ]
-        for m in (*EVENT_METRICS, "median_onset_latency_s"):
+        for m in (*EVENT_METRICS, "false_alerts", "late", "median_onset_latency_s"):
             bv, cv = b["events"].get(m), c["events"].get(m)
-            delta = f"{cv - bv:+.3f}" if bv is not None and cv is not None else "–"
-            lines.append(f"| {m} | {bv} | {cv} | {delta} |")
+            delta = _number(cv - bv, "+") if bv is not None and cv is not None else "–"
+            lines.append(f"| {m} | {_number(bv)} | {_number(cv)} | {delta} |")
     return "\n".join(lines) + "\n"
 
 

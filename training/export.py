@@ -154,4 +154,9 @@ def render_card(card: ModelCard) -> str:
             f"- precision {e.get('precision'):.3f}, recall {e.get('recall'):.3f}, "
             f"median onset latency {e.get('median_onset_latency_s')} s",
         ]
+        if "on_time_recall" in e:  # cards evaluated before it was measured lack it
+            lines.append(
+                f"- found within T + 1 s of the onset: {e['on_time_recall']:.3f} ({e['late']} late alarms, "
+                f"{e['false_alerts']} false alerts)"
+            )
     return "\n".join(lines) + "\n"

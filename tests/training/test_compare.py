@@ -26,11 +26,7 @@ def _result(version: str, per_class: dict[str, tuple[int, float, float]], events
         "per_class": rows,
     }
     if events is not None:
-        result["events"] = {
-            "precision": events["precision"],
-            "recall": events["recall"],
-            "median_onset_latency_s": 3.1,
-        }
+        result["events"] = {**events, "median_onset_latency_s": 3.1}
     return result
 
 
@@ -68,6 +64,16 @@ def test_event_metrics_count_when_both_have_them() -> None:
     assert judge(_result("2", BASE), _result("1", BASE, good), 0.05).promote  # no clips for one: not compared
 
 
+def test_alerts_later_than_the_target_count_against_the_candidate() -> None:
+    """Same events found, but fewer within T + 1 s: rejected on on-time recall (the edge target)."""
+    base = {"precision": 1.0, "recall": 0.9, "on_time_recall": 0.8}
+    slower = {"precision": 1.0, "recall": 0.9, "on_time_recall": 0.7}
+    verdict = judge(_result("2", BASE, slower), _result("1", BASE, base), 0.05)
+    assert verdict.reasons == ["events on_time_recall: 0.700 vs 0.800 (-0.100, tolerance 0.05)"]
+    older = {"precision": 1.0, "recall": 0.9}  # a result from before on-time recall: compared on the rest
+    assert judge(_result("2", BASE, slower), _result("1", BASE, older), 0.05).promote
+
+
 def test_missing_class_or_empty_benchmark_rejects() -> None:
     partial = {k: v for k, v in BASE.items() if k != "raw_meat"}
     assert judge(_result("2", partial), _result("1", BASE), 0.02).reasons == [
@@ -79,12 +85,12 @@ def test_missing_class_or_empty_benchmark_rejects() -> None:
 
 def test_report_files(tmp_path: Path) -> None:
     cand = {**BASE, "raw_meat": (15, 0.70, 0.30)}
-    events = {"precision": 0.9, "recall": 0.8}
-    verdict = judge(_result("2", cand, events), _result("1", BASE, events), 0.02)
+    events = {"precision": 0.9, "recall": 0.8, "on_time_recall": 0.7, "false_alerts": 1, "late": 3}
+    verdict = judge(_result("2", cand, events), _result("1", BASE, {**events, "late": 5}), 0.02)
     write_report(
         tmp_path,
         _result("2", cand, events),
-        _result("1", BASE, events),
+        _result("1", BASE, {**events, "late": 5}),
         verdict,
         0.02,
         Path("data/bench"),
@@ -97,7 +103,8 @@ def test_report_files(tmp_path: Path) -> None:
     assert "**Verdict: REJECT**" in md and "![per-class metrics](chart.png)" in md
     assert "| raw_meat | 15 | 0.600 | 0.700 | +0.100 | 0.400 | 0.300 | -0.100 | **no** |" in md
     assert "| container | 0 | – | – | – | – | – | – | not judged |" in md
-    assert "| recall | 0.8 | 0.8 | +0.000 |" in md
+    assert "| recall | 0.800 | 0.800 | +0.000 |" in md
+    assert "| on_time_recall | 0.700 | 0.700 | +0.000 |" in md and "| late | 5 | 3 | -2 |" in md
     png = (tmp_path / "chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import supervision as sv
 
+from brightkitchen.model_card import ModelCard, newest_model
+from edge_agent.config import EdgeConfig
 from edge_agent.tracking import iou_matrix
 from training.evaluate import ClassMetrics, evaluate_detections, format_table, match
-from training.event_eval import match_events
+from training.event_eval import ClipResult, format_event_summary, match_events, on_time_limits, summarise
+from training.export import render_card
 
 NAMES = np.array(["board_red", "raw_meat", "container"])
 
@@ -103,9 +106,45 @@ def test_event_matching_counts_duplicates_and_latency() -> None:
         {"rule": "board_misuse", "start": 21.0, "alert": 24.0, "end": 27.0},  # wrong rule for that episode
         {"rule": "stacked_containers", "start": 20.5, "alert": 23.6, "end": None},  # still open at video end
     ]
-    matched, latencies = match_events(alerts, truth)
-    assert matched == 2
-    assert latencies == [3.4, 3.6]
+    matches = match_events(alerts, truth)
+    assert [(m.truth["rule"], m.latency_s) for m in matches] == [
+        ("board_misuse", 3.4),
+        ("stacked_containers", 3.6),
+    ]
+
+
+def test_on_time_is_each_rules_T_plus_one_on_the_first_camera() -> None:
+    rules = [
+        {"type": "board_misuse", "min_duration_s": 2},
+        {"type": "board_misuse", "name": "second board rule", "min_duration_s": 5},
+        {"type": "stacked_containers"},
+    ]
+    cfg = EdgeConfig.model_validate(
+        {
+            "agent": {"id": "a", "restaurant": "r"},
+            "model": {"path": "models/x"},
+            "cameras": [{"id": "c1", "source": "a.mp4", "rules": rules}, {"id": "c2", "source": "b.mp4"}],
+        }
+    )
+    assert on_time_limits(cfg) == {"board_misuse": 3.0, "stacked_containers": 4.0}
+
+
+def test_event_summary_counts_late_alarms_and_names_the_clips_behind_each_failure() -> None:
+    results = [
+        ClipResult("a.mp4", gt_events=2, alerts=2, matched=2, latencies_s=[3.2, 4.5], late_s=[4.5]),
+        ClipResult("b.mp4", gt_events=2, alerts=1, matched=1, latencies_s=[3.0]),
+        ClipResult("c.mp4", gt_events=0, alerts=1, matched=0, latencies_s=[]),
+    ]
+    summary = summarise(results, {"board_misuse": 4.0})
+    assert (summary["matched"], summary["late"], summary["false_alerts"]) == (3, 1, 1)
+    assert summary["on_time_recall"] == 0.5 and summary["recall"] == 0.75
+    assert format_event_summary(summary).splitlines() == [
+        "events: 3 clips, 4 true events: 3 found, 1 false, 1 late (after T + 1 s); precision 0.750, "
+        "recall 0.750, on time 0.500; onset latency median 3.2 s / max 4.5 s",
+        "  missed: b.mp4 (1)",
+        "  false alerts: c.mp4 (1)",
+        "  late: a.mp4 4.5 s",
+    ]
 
 
 def test_eval_keeps_ultralytics_offline_and_out_of_home(tmp_path: Path) -> None:
@@ -120,3 +159,12 @@ def test_eval_keeps_ultralytics_offline_and_out_of_home(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
     settings = (tmp_path / "yolo" / "Ultralytics" / "settings.json").read_text()
     assert '"sync": false' in settings
+
+
+def test_model_card_shows_on_time_recall_when_measured() -> None:
+    card = ModelCard.read(newest_model())
+    summary = summarise([ClipResult("a.mp4", 4, 4, 4, [3.2, 3.4, 4.5, 5.0], late_s=[4.5, 5.0])])
+    card.metrics = {**(card.metrics or {}), "events": summary}
+    assert "- found within T + 1 s of the onset: 0.500 (2 late alarms, 0 false alerts)" in render_card(card)
+    card.metrics["events"] = {k: v for k, v in summary.items() if k not in ("on_time_recall", "late")}
+    assert "within T + 1 s" not in render_card(card)  # a card evaluated before on-time recall existed

@@ -1,0 +1,49 @@
+"""Event scoring of clips replayed through the edge pipeline (training/event_eval.py) with a given edge
+config: its rules' T sets both when alarms come and when they count as late (T + 1 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from brightkitchen.cli import app
+from edge_agent.config import load_edge_config
+from training.event_eval import evaluate_clips
+
+CONFIG = """
+agent: {{id: eval, restaurant: r-eval}}
+model: {{path: models/unused}}
+cameras:
+  - id: bench
+    source: unused.mp4
+    fps: 5
+    rules:
+      - {{type: board_misuse, min_duration_s: {t}}}
+      - {{type: stacked_containers, min_duration_s: {t}}}
+"""
+
+
+def test_late_is_judged_against_the_configs_own_T(model_dir: Path, synth_clip: Path, tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(CONFIG.format(t=1))
+    default = evaluate_clips(model_dir, synth_clip.parent)
+    quick = evaluate_clips(model_dir, synth_clip.parent, load_edge_config(path))
+    assert default["on_time_limits_s"] == {"board_misuse": 4.0, "stacked_containers": 4.0}
+    assert quick["on_time_limits_s"] == {"board_misuse": 2.0, "stacked_containers": 2.0}
+    assert default["gt_events"] == quick["gt_events"] > 0 and quick["matched"] > 0
+    for summary, limit in ((default, 4.0), (quick, 2.0)):
+        (clip,) = summary["per_clip"]
+        assert clip["late_s"] == [x for x in clip["latencies_s"] if x > limit]
+        assert summary["on_time_recall"] == (summary["matched"] - summary["late"]) / summary["gt_events"]
+    assert quick["median_onset_latency_s"] < default["median_onset_latency_s"]  # T = 1 s alarms sooner
+
+
+def test_a_bad_edge_config_is_refused_before_any_work(model_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(CONFIG.format(t=-2))
+    args = ["train", "eval", "--model", str(model_dir), "--data", str(tmp_path / "none"), "--edge-config"]
+    result = CliRunner().invoke(app, [*args, str(path)], env={"COLUMNS": "400"})
+    message = " ".join(result.output.replace("│", " ").split())  # unwrapped from typer's error box
+    assert result.exit_code == 2
+    assert f"{path}: cameras[0].rules[0].min_duration_s: Input should be greater than 0" in message
