@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -351,10 +351,10 @@ def summarise_side(
     frames_detected: int,
     stages_ms: dict[str, float],
 ) -> dict[str, Any]:
-    gt = sum(c["gt_events"] for c in per_clip)
-    alerts = sum(c["alerts"] for c in per_clip)
-    matched = sum(c["matched"] for c in per_clip)
-    latencies = [x for c in per_clip for x in c["latencies_s"]]
+    from training.event_eval import ClipResult, summarise
+
+    scored = {f.name for f in fields(ClipResult)}
+    events = summarise([ClipResult(**{k: v for k, v in c.items() if k in scored}) for c in per_clip])
     inference = stages_ms.get("inference", 0.0)
     decode = stages_ms.get("decode")
     out: dict[str, Any] = {
@@ -370,14 +370,10 @@ def summarise_side(
         "cores_busy": cpu_s / wall_s if wall_s else 0.0,
         "load_s": load_s,
         "peak_rss_mb": peak_rss_mb(),
-        "gt_events": gt,
-        "alerts": alerts,
-        "matched": matched,
-        "recall": matched / gt if gt else 1.0,
-        "precision": matched / alerts if alerts else 1.0,
-        "max_onset_latency_s": max(latencies) if latencies else None,
-        "median_onset_latency_s": statistics.median(latencies) if latencies else None,
-        "late_alerts": sum(len(c["late_s"]) for c in per_clip),
+        **{k: events[k] for k in ("gt_events", "alerts", "matched", "recall", "precision")},
+        "max_onset_latency_s": events["max_onset_latency_s"],
+        "median_onset_latency_s": events["median_onset_latency_s"],
+        "late_alerts": events["late"],
         "stages_ms": {k: round(v, 1) for k, v in stages_ms.items()},
         "inference_ms_per_detected_frame": inference / frames_detected if frames_detected else 0.0,
         "per_clip": per_clip,

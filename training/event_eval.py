@@ -90,11 +90,10 @@ def evaluate_clips(model_dir: Path, clips: Path, config: EdgeConfig | None = Non
     if not videos:
         raise FileNotFoundError(f"no clips with ground-truth JSON in {clips}")
     detector = Detector.load(model_dir, threads=config.model.threads if config else 2)
+    limits = on_time_limits(config or replay_config(videos[0], model_dir))
     results: list[ClipResult] = []
-    limits: dict[str, float] = {}
     for video in tqdm(videos, desc="replay", unit="clip"):
-        cfg = config or replay_config(video, model_dir)
-        limits = on_time_limits(cfg)
+        cfg = config or replay_config(video, model_dir)  # a camera named after each clip
         truth = json.loads(video.with_suffix(".json").read_text())["events"]
         alerts = [e.as_dict() for e in replay_video(video, model_dir, cfg, detector=detector)]
         results.append(score_clip(video.name, alerts, truth, limits))
