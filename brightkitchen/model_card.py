@@ -21,6 +21,7 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # the models thi
 MODEL_FILE = "model.onnx"
 LABELS_FILE = "labels.json"
 CARD_FILE = "card.json"
+EMPTY = "empty"  # the attribute of a container class that holds no food
 
 
 class LabelInfo(BaseModel):
@@ -31,7 +32,7 @@ class LabelInfo(BaseModel):
     id: int = Field(ge=0)
     name: str
     kind: Literal["board", "food", "container", "other"]
-    attribute: str | None = None
+    attribute: str | None = None  # board colour, food category, or EMPTY for a container without food
 
 
 class ModelCard(BaseModel):

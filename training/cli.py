@@ -279,6 +279,7 @@ def eval_cmd(
     from training.evaluate import (
         PROTOCOL,
         data_seed,
+        dataset_classes,
         dataset_images,
         evaluate_detections,
         format_table,
@@ -294,7 +295,7 @@ def eval_cmd(
     images = dataset_images(data, split)
     if not images:
         raise typer.BadParameter(f"no images under {data}/images", param_hint="--data")
-    rows = evaluate_detections(Detector.load(model, threads=threads), images)
+    rows = evaluate_detections(Detector.load(model, threads=threads), images, classes=dataset_classes(data))
     typer.echo(format_table(rows))
     result: dict = {
         "model": str(model),

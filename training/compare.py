@@ -61,13 +61,13 @@ def evaluate_model(
     with ``edge_config``'s first camera, or ``edge replay``'s defaults)."""
     from brightkitchen.model_card import ModelCard
     from edge_agent.detector import Detector
-    from training.evaluate import dataset_images, evaluate_detections
+    from training.evaluate import dataset_classes, dataset_images, evaluate_detections
 
     images = dataset_images(data, "all")
     if not images:
         raise FileNotFoundError(f"no images under {data}/images")
     card = ModelCard.read(model)
-    rows = evaluate_detections(Detector.load(model, threads=threads), images)
+    rows = evaluate_detections(Detector.load(model, threads=threads), images, classes=dataset_classes(data))
     result: dict[str, Any] = {
         "model": str(model),
         "card": {"name": card.name, "version": card.version, "sha256": card.sha256},

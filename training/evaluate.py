@@ -2,23 +2,28 @@
 
 mAP follows Ultralytics' validator (confidence 0.001, multi-label decoding, greedy matching in confidence
 order at IoU 0.50:0.95, its ``ap_per_class``), so figures compare with ``yolo val``; the boxes come from
-``edge_agent.detector``.
+``edge_agent.detector``. A dataset class the model lacks counts as its counterpart in the model's label map
+(``container_empty`` as ``container`` for a model with one container class), so that an older model is
+scored on what it was trained to see.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from edge_agent.detector import Detector
 from edge_agent.tracking import iou_matrix
 from training import offline
+from training.classes import counterparts, named
 
 log = logging.getLogger(__name__)
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -69,6 +74,14 @@ def dataset_images(data: Path, split: str) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def dataset_classes(data: Path) -> list[str] | None:
+    """The class names of a dataset folder's ``data.yaml``; None without one."""
+    if not (data / "data.yaml").exists():
+        return None
+    names = yaml.safe_load((data / "data.yaml").read_text()).get("names", {})
+    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+
+
 def label_path(image: Path) -> Path:
     parts = list(image.parts)
     idx = len(parts) - 1 - parts[::-1].index("images")
@@ -77,19 +90,30 @@ def label_path(image: Path) -> Path:
 
 
 def evaluate_detections(
-    detector: Detector, images: list[Path], confidence: float = 0.001, iou: float = 0.7
+    detector: Detector,
+    images: list[Path],
+    confidence: float = 0.001,
+    iou: float = 0.7,
+    classes: Sequence[str] | None = None,
 ) -> list[ClassMetrics]:
-    """Run the detector over the images and compute per-class P, R, mAP50 and mAP50-95."""
+    """Run the detector over the images and compute per-class P, R, mAP50 and mAP50-95. ``classes``: the
+    names of the labels' class ids (``dataset_classes``); None: the model's own."""
     offline.prepare()
     from ultralytics.utils.metrics import ap_per_class
 
     stats: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     targets: list[np.ndarray] = []
+    if classes is None:
+        as_model = np.arange(len(detector.class_names))
+    else:
+        as_model = np.array([-1 if i is None else i for i in counterparts(named(classes), detector.labels)])
     for image in tqdm(images, desc="eval", unit="img"):
         frame = cv2.imread(str(image))
         if frame is None:
             raise ValueError(f"cannot read image {image}")
         true_cls, true_xyxy = read_labels(label_path(image), frame.shape[1], frame.shape[0])
+        true_cls = as_model[true_cls]
+        true_cls, true_xyxy = true_cls[true_cls >= 0], true_xyxy[true_cls >= 0]
         dets = detector.detect(frame, confidence=confidence, iou=iou, multi_label=True)
         order = np.argsort(-dets.confidence) if len(dets) else np.zeros(0, dtype=int)
         pred_cls = dets.class_id[order] if len(dets) else np.zeros(0, dtype=int)

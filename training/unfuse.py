@@ -6,6 +6,10 @@ the BatchNorm gets the per-channel mean and variance of its convolution's output
 as running statistics, and the scale and shift that make the pair compute what the folded convolution
 did. In eval mode the result equals the ONNX model (checked on the calibration images before writing);
 in training mode the batch statistics start close to the calibration ones.
+
+The weights are for the current class set (``training.classes``): a class the model folder lacks starts
+as the folder's class of the same kind (``container_empty`` as ``container``), so that fine-tuning only
+has to learn what tells them apart; a class of no known kind starts untrained.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import cv2
 import numpy as np
 
 from training import offline
+from training.classes import CLASS_NAMES, CLASSES, counterparts
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +77,40 @@ def weights_from_onnx(
     log.info("rebuilt %s: %s", model_dir.name, check)
     if not check.ok:
         raise ValueError(f"the rebuilt {arch} network does not reproduce {model_dir / 'model.onnx'}: {check}")
+    if classes != list(CLASS_NAMES):
+        model = _with_classes(model, arch, counterparts(CLASSES, detector.labels))
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = YOLO(arch)
     wrapper.model = model
     wrapper.save(str(out))
     return check
+
+
+def _with_classes(model, arch: str, sources: list[int | None]):
+    """A copy of ``model`` for the current class set: every weight as is, but the rows of the class
+    outputs taken from ``sources`` (a class without one keeps Ultralytics' initialisation)."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    new = DetectionModel(arch, nc=len(CLASS_NAMES), verbose=False)
+    new.names = dict(enumerate(CLASS_NAMES))
+    target = new.state_dict()
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if value.shape == target[key].shape:
+                target[key].copy_(value)
+                continue
+            if value.shape[1:] != target[key].shape[1:] or value.shape[0] != len(model.names):
+                shape = tuple(value.shape)
+                raise ValueError(f"cannot carry {key} of shape {shape} to {len(CLASS_NAMES)} classes")
+            for row, src in enumerate(sources):
+                if src is not None:
+                    target[key][row] = value[src]
+    for row, src in enumerate(sources):
+        origin = "untrained" if src is None else f"as {model.names[src]}"
+        if src is None or model.names[src] != CLASS_NAMES[row]:
+            log.info("class %s starts %s", CLASS_NAMES[row], origin)
+    return new
 
 
 def _folded_from_onnx(model, model_dir: Path, what: str):

@@ -9,6 +9,12 @@ at most one pair as the upper and one as the lower, the most confident pairs fir
 splits a container into several boxes (a tray around the bowl set in it, the rim of the lower one), the
 fragments pair with each other and with the real boxes, and would each raise an alert of their own.
 
+Boxes alone cannot tell a nested pair of empty bowls from a tight stack (their geometry is the same to
+within box jitter). A model with a class for empty containers (label attribute ``empty``) can: with
+``food_below``, a pair alerts only when the lower container is not read as empty, as the violation is a
+base touching the food below. With a model that has one container class, every container counts as holding
+food.
+
 A stack that runs off the bottom of the picture shows neither bottom edge: both boxes end at the border.
 Then the upper one's bottom cannot be placed in the lower's top band, and a pair whose upper box lies
 within the lower's width and rises above its top counts as stacked.
@@ -20,6 +26,7 @@ import numpy as np
 import supervision as sv
 from pydantic import BaseModel, ConfigDict, Field
 
+from brightkitchen.model_card import EMPTY
 from edge_agent.rules.base import Hit, Rule
 
 BORDER_PX = 2  # a box edge this close to the picture's border is the border, not the object's edge
@@ -53,6 +60,11 @@ class Params(BaseModel):
         le=1,
         description="the upper one's top is above the lower's top by at least this share of its height "
         "(0: not below it; a nested container's top is below)",
+    )
+    food_below: bool = Field(
+        True,
+        description="alert only when the lower container is not read as empty (models with a "
+        "container_empty class)",
     )
 
 
@@ -89,7 +101,7 @@ class StackedContainers(Rule):
     Params = Params
 
     def find(self, dets: sv.Detections, candidates: np.ndarray, frame_wh: tuple[int, int]) -> list[Hit]:
-        kinds = self.labels.kinds(dets)
+        kinds, attrs = self.labels.kinds(dets), self.labels.attributes(dets)
         rows = np.array([i for i in candidates if kinds[i] == "container"], dtype=int)
         if len(rows) < 2:
             return []
@@ -97,6 +109,7 @@ class StackedContainers(Rule):
         pairs = [
             (int(rows[u]), int(rows[lo]))
             for u, lo in stacked_pairs(dets.xyxy[rows], self.params, frame_wh[1])
+            if not (self.params.food_below and attrs[rows[lo]] == EMPTY)
         ]
         uppers: set[int] = set()
         lowers: set[int] = set()

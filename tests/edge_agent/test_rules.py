@@ -195,6 +195,24 @@ def test_stacked_rule_keys_by_tracks_and_ignores_non_containers() -> None:
     assert hit.anchor.tolist() == [100, 130, 300, 300]
 
 
+@pytest.mark.parametrize(
+    ("upper", "lower", "food_below", "stacked"),
+    [
+        ("container_empty", "container_empty", True, False),  # a nested pair of empty bowls
+        ("container", "container_empty", True, False),  # food set in an empty container
+        ("container_empty", "container", True, True),  # an empty base on the food below
+        ("container", "container", True, True),
+        ("container_empty", "container_empty", False, True),
+    ],
+)
+def test_a_pair_stacks_only_on_food_below(upper: str, lower: str, food_below: bool, stacked: bool) -> None:
+    # A bowl in (or on) a wider one, its top just above the other's: a nested pair and a tight stack
+    # have this geometry to within box jitter, so only what the detector reads in them tells them apart.
+    (rule,) = build_rules([rule_cfg("stacked_containers", food_below=food_below)], LABEL_MAP, DEFAULT_PALETTE)
+    d = dets((upper, 262, 126, 338, 176, 0.8, 1), (lower, 244, 127, 356, 192, 0.9, 2))
+    assert len(rule.evaluate(d, WH, T0)) == int(stacked)
+
+
 def test_a_container_split_into_several_boxes_makes_one_stack() -> None:
     (rule,) = build_rules([rule_cfg("stacked_containers")], LABEL_MAP, DEFAULT_PALETTE)
     # Boxes model 0.5.0 found on clip 7002-003 (12 s): a tray on a wider one, plus a box over the lower

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from brightkitchen.model_card import ModelCard, newest_model
+from brightkitchen.model_card import LabelInfo, ModelCard, newest_model
 from edge_agent.config import EdgeConfig
 from edge_agent.tracking import iou_matrix
-from training.evaluate import ClassMetrics, evaluate_detections, format_table, match
+from training.classes import CLASS_ID, CLASSES
+from training.evaluate import ClassMetrics, dataset_classes, evaluate_detections, format_table, match
 from training.event_eval import ClipResult, format_event_summary, match_events, on_time_limits, summarise
 from training.export import render_card
 
@@ -82,6 +83,25 @@ def test_wrong_class_and_loose_box(tmp_path: Path) -> None:
     assert m["board_red"].map50 == pytest.approx(0.995, abs=0.01)
     assert m["board_red"].map50_95 == pytest.approx(0.995 * 4 / 10, abs=0.01)  # thresholds .50 .55 .60 .65
     assert m["raw_meat"].map50 == 0 and m["raw_meat"].recall == 0
+
+
+def test_a_dataset_class_the_model_lacks_counts_as_its_kind(tmp_path: Path) -> None:
+    # Labels with an empty container (the current class set), scored for a model with one container class.
+    truth = {"a": [(0, 0.25, 0.5, 0.3, 0.6), (1, 0.75, 0.5, 0.2, 0.2)]}
+    preds = {"a": _dets([(0, 20, 20, 80, 80, 0.9), (2, 130, 40, 170, 60, 0.8)])}
+    images = _dataset(tmp_path, truth)
+    detector = ScriptedDetector([preds["a"]])
+    detector.labels = [LabelInfo(id=i, name=n, kind=CLASSES[CLASS_ID[n]].kind) for i, n in enumerate(NAMES)]
+    rows = evaluate_detections(detector, images, classes=["board_red", "container_empty", "raw_meat"])
+    m = {r.name: r for r in rows}
+    assert m["container"].instances == 1 and m["container"].map50 == pytest.approx(0.995, abs=0.01)
+    assert m["raw_meat"].instances == 0
+
+
+def test_dataset_classes_come_from_data_yaml(tmp_path: Path) -> None:
+    assert dataset_classes(tmp_path) is None
+    (tmp_path / "data.yaml").write_text("names:\n  0: board_red\n  1: container_empty\n")
+    assert dataset_classes(tmp_path) == ["board_red", "container_empty"]
 
 
 def test_match_is_one_to_one_in_confidence_order() -> None:

@@ -150,7 +150,7 @@ def test_cvat_yolo_export_with_its_own_class_order(export: Path, tmp_path: Path)
 
 def test_unknown_class_is_an_error_naming_it(export: Path, tmp_path: Path) -> None:
     (export / "data.yaml").write_text(yaml.safe_dump({"names": [*CLASS_NAMES, "broccoli"]}))
-    (export / "labels" / "train").joinpath("x.txt").write_text("10 0.5 0.5 0.1 0.1\n")
+    (export / "labels" / "train").joinpath("x.txt").write_text(f"{len(CLASS_NAMES)} 0.5 0.5 0.1 0.1\n")
     shutil.copyfile(next((export / "images" / "train").glob("*.jpg")), export / "images" / "train" / "x.jpg")
     result = runner.invoke(
         app,

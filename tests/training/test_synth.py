@@ -59,7 +59,7 @@ def test_labels_are_tight_visible_and_complete(index: int, source: str) -> None:
         assert lb.x1 - xs.max() - 1 <= 2 and lb.y1 - ys.max() - 1 <= 2
         obj = r.state.by_id(lb.object_id)
         assert r.visible[lb.object_id] >= min_visible(obj)
-        assert CLASS_NAMES[lb.class_id] == obj.class_name
+        assert CLASS_NAMES[lb.class_id] == obj.label
 
 
 def test_unknown_source_is_named() -> None:
@@ -133,3 +133,14 @@ def test_every_class_is_common_and_objects_are_big_enough() -> None:
     rare = {CLASS_NAMES[c]: k for c, k in images_with.items() if k < n / 6}
     assert not rare, f"classes in too few images: {rare}"
     assert np.percentile(shorts, 10) >= 26
+
+
+@pytest.mark.parametrize(("clean", "expected"), [(True, "container_empty"), (False, "container")])
+def test_containers_are_labelled_by_whether_they_hold_food(clean: bool, expected: str) -> None:
+    # A clean clip's container pair ends nested and empty; a violation clip's stacked pair holds food.
+    script = make_script(clip_rng(3, 1), clean=clean)
+    rendered = Renderer().render(script.state_at(script.duration_s / 2))
+    containers = [o for o in rendered.state.objects if o.kind == "container"]
+    assert containers and all(bool(o.style["contents"]) is not clean for o in containers)
+    names = {CLASS_NAMES[lb.class_id] for lb in rendered.labels if lb.object_id in {o.id for o in containers}}
+    assert names == {expected}

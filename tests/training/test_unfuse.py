@@ -74,5 +74,38 @@ def test_a_model_of_another_architecture_is_refused_by_name(
     )
     assert result.exit_code == 2
     message = " ".join(result.output.replace("│", " ").split())  # unwrapped from typer's error box
-    assert "is not a yolo11s.yaml network with 10 classes: its weight model.0.conv.weight" in message
+    assert "is not a yolo11s.yaml network with 11 classes: its weight model.0.conv.weight" in message
     assert not (tmp_path / "w.pt").exists()
+
+
+def test_a_class_the_model_lacks_starts_as_its_kind(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """0.5.0 has one container class; weights for the current set start container_empty as container."""
+    from training import offline
+    from training.classes import CLASS_NAMES, CLASSES, counterparts
+
+    offline.prepare()
+    import torch
+    from ultralytics import YOLO
+
+    model, rebuilt = Path("models/bk-detector-0.5.0"), tmp_path / "rebuilt.pt"
+    cmd = ["train", "weights-from-onnx", "--model", str(model), "--out", str(rebuilt)]
+    result = _invoke(*cmd, "--calibration", str(tiny_models["synth"]), "--images", "8")
+    assert result.exit_code == 0, result.output
+
+    detector = Detector.load(model, threads=1)
+    sources = counterparts(CLASSES, detector.labels)
+    assert [detector.class_names[i] for i in sources] == [*detector.class_names, "container"]
+    assert (
+        counterparts(CLASSES, detector.labels[:5])[-1] is None
+    )  # boards only: nothing to start a container from
+
+    net = YOLO(str(rebuilt)).model.float().eval()
+    assert list(net.names.values()) == list(CLASS_NAMES)
+    image = sorted((tiny_models["benchmark"] / "images").rglob("*.jpg"))[0]
+    tensor, _ = detector.preprocess(cv2.imread(str(image)))
+    (theirs,) = detector.session.run(None, {detector.session.get_inputs()[0].name: tensor})
+    with torch.no_grad():
+        ours = net(torch.from_numpy(tensor))[0].numpy()
+    container, empty = CLASS_NAMES.index("container"), CLASS_NAMES.index("container_empty")
+    np.testing.assert_allclose(ours[:, 4 : 4 + len(detector.labels)], theirs[:, 4:], atol=0.01)
+    np.testing.assert_allclose(ours[:, 4 + empty], ours[:, 4 + container])

@@ -171,7 +171,7 @@ class Renderer:
             labels.append(
                 Label(
                     o.id,
-                    CLASS_ID[o.class_name],
+                    CLASS_ID[o.label],
                     x0 + int(xs.min()),
                     y0 + int(ys.min()),
                     x0 + int(xs.max()) + 1,

@@ -13,7 +13,8 @@ from training.synth.camera import Camera
 
 @dataclass
 class SceneObject:
-    """One thing on the counter. ``class_name`` is its detector class, None for distractors.
+    """One thing on the counter. ``class_name`` is its kind of detector class, None for distractors;
+    ``label`` is the class it is labelled as.
 
     Pose: (x, y) cm on the counter plane, ``angle`` rad, ``z`` cm height of its base. ``size`` and ``height``
     are kind-specific dimensions in cm; ``style`` holds its look; ``seed`` makes its texture reproducible;
@@ -32,6 +33,13 @@ class SceneObject:
     style: dict = field(default_factory=dict)
     seed: int = 0
     parent: int | None = None
+
+    @property
+    def label(self) -> str | None:
+        """The detector class: ``class_name``, but ``container_empty`` for a container without contents."""
+        if self.kind == "container" and not self.style.get("contents"):
+            return "container_empty"
+        return self.class_name
 
 
 @dataclass
