@@ -12,8 +12,9 @@ fragments pair with each other and with the real boxes, and would each raise an 
 Boxes alone cannot tell a nested pair of empty bowls from a tight stack (their geometry is the same to
 within box jitter). A model with a class for empty containers (label attribute ``empty``) can: with
 ``food_below``, a pair alerts only when the lower container is not read as empty, as the violation is a
-base touching the food below. With a model that has one container class, every container counts as holding
-food.
+base touching the food below, and then nesting is no excuse (a bowl set down in a basin of food touches
+its food), so ``min_rise`` is not checked unless set. With a model that has one container class, every
+container counts as holding food, and a container whose top is below the other's is taken as nested.
 
 A stack that runs off the bottom of the picture shows neither bottom edge: both boxes end at the border.
 Then the upper one's bottom cannot be placed in the lower's top band, and a pair whose upper box lies
@@ -54,12 +55,13 @@ class Params(BaseModel):
     inside_margin: float = Field(
         0.03, ge=0, le=0.5, description="box jitter allowed for 'within the width', a share of its width"
     )
-    min_rise: float = Field(
-        0.0,
-        ge=0,
+    min_rise: float | None = Field(
+        None,
+        ge=-1,
         le=1,
         description="the upper one's top is above the lower's top by at least this share of its height "
-        "(0: not below it; a nested container's top is below)",
+        "(0: not below it; a nested container's top is below). Unset: 0, but not checked with food_below "
+        "and a model that reads empty containers",
     )
     food_below: bool = Field(
         True,
@@ -90,7 +92,7 @@ def stacked_pairs(xyxy: np.ndarray, params: Params, frame_h: float | None = None
             unseen = within and cut[u] and cut[lo]  # both bottoms below the picture
             if not ly1 < uy2 <= ly1 + band * lower_h and not unseen:
                 continue
-            if ly1 - uy1 < params.min_rise * upper_h:
+            if ly1 - uy1 < (params.min_rise or 0.0) * upper_h:
                 continue
             pairs.append((u, lo))
     return pairs
@@ -99,6 +101,14 @@ def stacked_pairs(xyxy: np.ndarray, params: Params, frame_h: float | None = None
 class StackedContainers(Rule):
     type = "stacked_containers"
     Params = Params
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        labels = self.labels.by_name.values()
+        reads_empty = any(x.kind == "container" and x.attribute == EMPTY for x in labels)
+        self.food_below = self.params.food_below and reads_empty  # else every container holds food
+        if self.params.min_rise is None and self.food_below:
+            self.params = self.params.model_copy(update={"min_rise": -float("inf")})
 
     def find(self, dets: sv.Detections, candidates: np.ndarray, frame_wh: tuple[int, int]) -> list[Hit]:
         kinds, attrs = self.labels.kinds(dets), self.labels.attributes(dets)
@@ -109,7 +119,7 @@ class StackedContainers(Rule):
         pairs = [
             (int(rows[u]), int(rows[lo]))
             for u, lo in stacked_pairs(dets.xyxy[rows], self.params, frame_wh[1])
-            if not (self.params.food_below and attrs[rows[lo]] == EMPTY)
+            if not (self.food_below and attrs[rows[lo]] == EMPTY)
         ]
         uppers: set[int] = set()
         lowers: set[int] = set()

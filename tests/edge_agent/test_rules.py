@@ -9,10 +9,10 @@ import pytest
 
 from edge_agent.config import DEFAULT_PALETTE
 from edge_agent.rules import build_rules, rule_class
-from edge_agent.rules.base import is_active, points_in_polygon
+from edge_agent.rules.base import LabelMap, is_active, points_in_polygon
 from edge_agent.rules.stacked_containers import Params, stacked_pairs
 
-from .helpers import LABEL_MAP, T0, dets, rule_cfg
+from .helpers import LABEL_MAP, LABELS, T0, dets, rule_cfg
 
 WH = (640, 360)
 
@@ -211,6 +211,24 @@ def test_a_pair_stacks_only_on_food_below(upper: str, lower: str, food_below: bo
     (rule,) = build_rules([rule_cfg("stacked_containers", food_below=food_below)], LABEL_MAP, DEFAULT_PALETTE)
     d = dets((upper, 262, 126, 338, 176, 0.8, 1), (lower, 244, 127, 356, 192, 0.9, 2))
     assert len(rule.evaluate(d, WH, T0)) == int(stacked)
+
+
+def test_a_container_set_down_in_food_is_stacked_once_the_model_reads_empty_containers() -> None:
+    # Model boxes of tuning clip 7400-012: a bowl set on the food in a wider one, its top 3 px below the
+    # other's. Read as nested by a model with one container class; a base in food once empties are read.
+    d = dets(("container", 133, 160, 219, 233, 0.95, 1), ("container", 126, 157, 250, 256, 0.92, 2))
+    one_class = LabelMap([x for x in LABELS if x.name != "container_empty"])
+    for labels, food_below, stacked in (
+        (LABEL_MAP, True, True),
+        (one_class, True, False),
+        (LABEL_MAP, False, False),
+    ):
+        (rule,) = build_rules(
+            [rule_cfg("stacked_containers", food_below=food_below)], labels, DEFAULT_PALETTE
+        )
+        assert len(rule.evaluate(d, WH, T0)) == int(stacked)
+    (rule,) = build_rules([rule_cfg("stacked_containers", min_rise=0)], LABEL_MAP, DEFAULT_PALETTE)
+    assert rule.evaluate(d, WH, T0) == []  # a min_rise that is set holds
 
 
 def test_a_container_split_into_several_boxes_makes_one_stack() -> None:
