@@ -61,12 +61,22 @@ class TrackingSection(_Strict):
     iou: float = Field(0.3, gt=0, lt=1, description="least box overlap that continues a track")
     high_confidence: float = Field(0.5, gt=0, lt=1, description="below this a box only continues tracks")
     lost_s: float = Field(3.0, gt=0, description="how long a track survives unseen (hands, knives)")
-    same_kind_iou: float = Field(
-        0.6,
-        gt=0,
-        le=1,
-        description="two labels of one kind (foods, boards) overlapping this much: one object",
+    same_object: dict[str, float] = Field(
+        default_factory=lambda: {"food": 0.6, "board": 0.6, "container": 0.85},
+        description="per kind, boxes of two classes overlapping this much are one object (the most "
+        "confident label stays): food by the share of the smaller box inside the other, boards and "
+        "containers by IoU (a stacked pair's boxes overlap 0.5-0.65, a double reading ~0.95)",
     )
+
+    @field_validator("same_object")
+    @classmethod
+    def _shares(cls, limits: dict[str, float]) -> dict[str, float]:
+        for kind, limit in limits.items():
+            if not 0 < limit <= 1:
+                raise ValueError(
+                    f"same_object.{kind} should be an overlap above 0 and at most 1 (got {limit})"
+                )
+        return limits
 
 
 class OutboxSection(_Strict):

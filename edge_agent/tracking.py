@@ -7,9 +7,12 @@ Kitchen cameras are fixed and the tracked objects (boards, food, containers) mov
 ByteTrack's Kalman motion model buys nothing here: association is by IoU with the last seen box, per class.
 
 One object, one label: the detector's NMS is per class, so an ambiguous food can come out as two boxes on
-one spot (vegetable 0.50 and raw_seafood 0.37), and the weaker one would raise a board-misuse hit of its
-own. Before matching, boxes of one kind (``kinds``: food, board, ...) overlapping at least
-``same_kind_iou`` keep only the most confident.
+one spot (vegetable 0.50 and raw_seafood 0.37), or as a box of one category round the whole and one of
+another round a part of it (three of six cucumber slices read as cooked food), and the weaker one would
+raise a board-misuse hit of its own. Before matching, boxes of one kind (``kinds``: food, board, ...) that
+overlap at least ``same_object[kind]`` keep only the most confident. Food overlap is the share of the
+smaller box inside the other (a part of a food is that food); boards and containers use IoU, since a
+board may lie on a bigger one and a stacked container sits mostly inside the box of the one below it.
 """
 
 from __future__ import annotations
@@ -23,19 +26,31 @@ import supervision as sv
 from brightkitchen.model_card import LabelInfo
 from edge_agent.config import TrackingSection
 
+PART_KIND = "food"  # the kind whose boxes overlap as whole and part, measured on the smaller box
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of two sets of xyxy boxes (n x m)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
+
+def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairwise intersection areas of two sets of xyxy boxes (n x m), and the areas of each set."""
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
     y1 = np.maximum(a[:, None, 1], b[None, :, 1])
     x2 = np.minimum(a[:, None, 2], b[None, :, 2])
     y2 = np.minimum(a[:, None, 3], b[None, :, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter, (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of two sets of xyxy boxes (n x m)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    inter, area_a, area_b = _intersections(a, b)
     return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+def _share_of_smaller(xyxy: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over the smaller box's area (n x n)."""
+    inter, area, _ = _intersections(xyxy, xyxy)
+    return inter / (np.minimum(area[:, None], area[None, :]) + 1e-9)
 
 
 @dataclass
@@ -55,13 +70,13 @@ class Tracker:
         high_confidence: float = 0.5,
         lost_s: float = 3.0,
         kinds: Mapping[int, str] | None = None,
-        same_kind_iou: float = 0.6,
+        same_object: Mapping[str, float] | None = None,
     ) -> None:
         self.iou = iou
         self.high_confidence = high_confidence
         self.lost_s = lost_s
         self.kinds = dict(kinds or {})
-        self.same_kind_iou = same_kind_iou
+        self.same_object = dict(TrackingSection().same_object if same_object is None else same_object)
         self._tracks: list[_Track] = []
         self._next_id = 1
 
@@ -69,7 +84,7 @@ class Tracker:
     def from_config(cls, cfg: TrackingSection, labels: list[LabelInfo]) -> Tracker:
         """The tracker a camera uses with a model: its label map says which classes are of one kind."""
         kinds = {label.id: label.kind for label in labels}
-        return cls(cfg.iou, cfg.high_confidence, cfg.lost_s, kinds, cfg.same_kind_iou)
+        return cls(cfg.iou, cfg.high_confidence, cfg.lost_s, kinds, cfg.same_object)
 
     def update(self, dets: sv.Detections, t: float) -> sv.Detections:
         """Match this frame's detections (at time ``t`` seconds) to the live tracks."""
@@ -98,9 +113,13 @@ class Tracker:
         if not self.kinds or len(dets) < 2 or dets.class_id is None or dets.confidence is None:
             return dets
         kind = np.array([self.kinds.get(int(c), f"class-{c}") for c in dets.class_id], dtype=object)
-        overlap = iou_matrix(dets.xyxy, dets.xyxy) >= self.same_kind_iou
+        iou, part = iou_matrix(dets.xyxy, dets.xyxy), _share_of_smaller(dets.xyxy)
+        overlap = np.where((kind == PART_KIND)[:, None], part, iou)
+        limit = np.array([self.same_object.get(k, np.inf) for k in kind])
         rival = (
-            overlap & (kind[:, None] == kind[None, :]) & (dets.class_id[:, None] != dets.class_id[None, :])
+            (overlap >= limit[:, None])
+            & (kind[:, None] == kind[None, :])
+            & (dets.class_id[:, None] != dets.class_id[None, :])
         )
         keep = np.ones(len(dets), dtype=bool)
         for i in np.argsort(-dets.confidence):

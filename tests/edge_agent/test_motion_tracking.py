@@ -112,6 +112,28 @@ def test_one_object_keeps_one_label_of_its_kind() -> None:
     assert sorted(out.data["class_name"].tolist()) == ["board_green", "raw_meat", "vegetable"]
 
 
+def test_a_food_read_as_another_category_in_part_keeps_the_more_confident_label() -> None:
+    # Candidate 0.6.0 on tuning clip 7200-007 (15 s): six cucumber slices on a green board, three of them read
+    # as cooked food (IoU 0.48 with the whole, all of it inside): one object, not a cooked food on the board.
+    tr = Tracker.from_config(TrackingSection(), LABELS)
+    out = tr.update(
+        dets(("vegetable", 399, 155, 479, 186, 0.59), ("cooked_food", 399, 158, 455, 179, 0.54)), 0
+    )
+    assert out.data["class_name"].tolist() == ["vegetable"]
+
+
+def test_stacked_containers_of_two_classes_stay_two_objects() -> None:
+    # An empty container set on one of food (boxes as in 7400-012): the upper box lies within the lower's.
+    tr = Tracker.from_config(TrackingSection(), LABELS)
+    stack = dets(("container_empty", 133, 160, 219, 233, 0.9), ("container", 126, 157, 250, 256, 0.8))
+    assert len(tr.update(stack, 0.0)) == 2
+    # one container read both ways (boxes of candidate 0.6.0 on 7200-006, IoU 0.97): one object
+    double = dets(("container", 550, 120, 640, 209, 0.53), ("container_empty", 550, 119, 638, 208, 0.46))
+    assert Tracker.from_config(TrackingSection(), LABELS).update(double, 0.0).data["class_name"].tolist() == [
+        "container"
+    ]
+
+
 def test_without_a_label_map_every_label_stays() -> None:
     out = Tracker().update(
         dets(("vegetable", 100, 100, 150, 150, 0.9), ("raw_seafood", 101, 100, 151, 151, 0.8)), 0.0
