@@ -6,7 +6,7 @@ as (a) the detector's own class, (b) a hue/saturation estimator on the box's pix
 colour estimator" design). Reports colour accuracy and the confusion of each, and how many boards no
 board box found (the same for both). Run:
 
-    python bench/board_colour_strategy.py --model models/bk-detector-0.5.0 --data data/heldout
+    python bench/board_colour_strategy.py --model models/bk-detector-0.6.0 --data data/heldout
 """
 
 from __future__ import annotations

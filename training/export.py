@@ -97,8 +97,9 @@ def render_card(card: ModelCard) -> str:
         f"# Model card: {card.name} {card.version}",
         "",
         "YOLO detector for Bright Kitchen (cutting boards by colour, food by category, food containers),",
-        "trained from scratch on procedurally generated kitchen scenes. See the project README for the",
-        "gap between synthetic and real footage.",
+        ("fine-tuned from the weights named below" if t and t.get("weights") else "trained from scratch")
+        + " on procedurally generated kitchen scenes.",
+        "See the project README for the gap between synthetic and real footage.",
         "",
         f"- file: `model.onnx`, {(card.size_bytes or 0) / 1e6:.1f} MB, sha256 `{card.sha256}`",
         f"- input: {card.input_width}x{card.input_height} (static), ONNX opset {card.opset}, fp32",
@@ -112,7 +113,8 @@ def render_card(card: ModelCard) -> str:
         )
     if t:
         lines += ["", "## Training", ""]
-        for key in ("machine", "train_seconds", "epochs", "imgsz", "batch", "arch", "train_arguments"):
+        keys = ("machine", "train_seconds", "weights", "epochs", "imgsz", "batch", "arch", "train_arguments")
+        for key in keys:
             if key in t:
                 lines.append(f"- {key.replace('_', ' ')}: {t[key]}")
         ds = t.get("dataset", {})

@@ -25,7 +25,7 @@ from training.synth.render import Label, Rendered, Renderer
 from training.synth.scene import sample_scene
 from training.synth.state import SceneState
 
-GENERATOR_VERSION = "synth-stills/4"
+GENERATOR_VERSION = "synth-stills/5"  # 5: a container without food is labelled container_empty
 SOURCES = ("scene", "clip")
 
 
