@@ -70,6 +70,14 @@ class Sample:
         return f"images/{self.split}/{self.stem}{self.suffix}"
 
 
+def yaml_names(path: Path) -> list[str] | None:
+    """The class names, by id, of a YOLO ``data.yaml`` (``names`` as a list or an id map); None without."""
+    names = (yaml.safe_load(path.read_text()) or {}).get("names")
+    if isinstance(names, dict):
+        return [names[k] for k in sorted(names)]
+    return list(names) if isinstance(names, list) else None
+
+
 def yolo_text(labels: Iterable[Label]) -> str:
     return "".join(lb.yolo() + "\n" for lb in labels)
 

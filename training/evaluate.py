@@ -17,9 +17,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
+from brightkitchen.datasets import yaml_names
 from edge_agent.detector import Detector
 from edge_agent.tracking import iou_matrix
 from training import offline
@@ -76,10 +76,7 @@ def dataset_images(data: Path, split: str) -> list[Path]:
 
 def dataset_classes(data: Path) -> list[str] | None:
     """The class names of a dataset folder's ``data.yaml``; None without one."""
-    if not (data / "data.yaml").exists():
-        return None
-    names = yaml.safe_load((data / "data.yaml").read_text()).get("names", {})
-    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+    return yaml_names(data / "data.yaml") if (data / "data.yaml").exists() else None
 
 
 def label_path(image: Path) -> Path:

@@ -19,8 +19,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from brightkitchen.datasets import (
     IMAGE_SUFFIXES,
     SPLITS,
@@ -31,6 +29,7 @@ from brightkitchen.datasets import (
     parse_coco,
     parse_yolo,
     write_data_yaml,
+    yaml_names,
     yolo_text,
 )
 from training.classes import CLASS_NAMES
@@ -72,10 +71,7 @@ def _yolo_names(src: Path) -> list[str]:
     for pattern in ("data.yaml", "*.yaml", "classes.txt", "obj.names"):
         for found in sorted(src.rglob(pattern)):
             if found.suffix == ".yaml":
-                names = (yaml.safe_load(found.read_text()) or {}).get("names")
-                if isinstance(names, dict):
-                    return [names[k] for k in sorted(names)]
-                if isinstance(names, list):
+                if (names := yaml_names(found)) is not None:
                     return names
             else:
                 return [n.strip() for n in found.read_text().splitlines() if n.strip()]

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from brightkitchen.datasets import IMAGE_SUFFIXES
+from brightkitchen.datasets import IMAGE_SUFFIXES, yaml_names
 from training.classes import CLASS_NAMES
 
 
@@ -32,8 +32,7 @@ def check_classes(folder: Path) -> None:
     path = folder / "data.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: not a dataset folder")
-    names = (yaml.safe_load(path.read_text()) or {}).get("names")
-    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else names
+    names = yaml_names(path)
     if names != list(CLASS_NAMES):
         raise ValueError(f"{path}: names are {names}, expected {list(CLASS_NAMES)} (training/classes.py)")
 
