@@ -72,7 +72,7 @@ class Params(BaseModel):
 
 def stacked_pairs(xyxy: np.ndarray, params: Params, frame_h: float | None = None) -> list[tuple[int, int]]:
     """(upper, lower) row pairs of container boxes that sit one on the other. Pure geometry; ``frame_h``
-    (the picture's height) tells boxes cut off by its bottom border."""
+    (the picture's height) tells boxes cut off by its bottom border; ``min_rise`` None is not checked."""
     cut = xyxy[:, 3] >= frame_h - BORDER_PX if frame_h is not None else np.zeros(len(xyxy), dtype=bool)
     pairs = []
     for u in range(len(xyxy)):
@@ -92,7 +92,7 @@ def stacked_pairs(xyxy: np.ndarray, params: Params, frame_h: float | None = None
             unseen = within and cut[u] and cut[lo]  # both bottoms below the picture
             if not ly1 < uy2 <= ly1 + band * lower_h and not unseen:
                 continue
-            if ly1 - uy1 < (params.min_rise or 0.0) * upper_h:
+            if params.min_rise is not None and ly1 - uy1 < params.min_rise * upper_h:
                 continue
             pairs.append((u, lo))
     return pairs
@@ -107,8 +107,8 @@ class StackedContainers(Rule):
         labels = self.labels.by_name.values()
         reads_empty = any(x.kind == "container" and x.attribute == EMPTY for x in labels)
         self.food_below = self.params.food_below and reads_empty  # else every container holds food
-        if self.params.min_rise is None and self.food_below:
-            self.params = self.params.model_copy(update={"min_rise": -float("inf")})
+        if self.params.min_rise is None and not self.food_below:  # nesting tells empty pairs apart
+            self.params = self.params.model_copy(update={"min_rise": 0.0})
 
     def find(self, dets: sv.Detections, candidates: np.ndarray, frame_wh: tuple[int, int]) -> list[Hit]:
         kinds, attrs = self.labels.kinds(dets), self.labels.attributes(dets)

@@ -120,7 +120,7 @@ def test_points_in_polygon() -> None:
 
 # --- stacked containers ------------------------------------------------------------------------------------
 
-P = Params()
+P = Params(min_rise=0)  # as the rule sets it with a model of one container class
 
 
 def test_stacked_pair_found() -> None:
