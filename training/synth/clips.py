@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from tqdm import tqdm
 
@@ -314,6 +313,8 @@ def write_clip(
     path: Path, script: ClipScript, fps: float, rng: np.random.Generator, camera: str, seed: int
 ) -> ClipInfo:
     """Render and encode one clip (H.264, yuv420p) and its ground-truth JSON beside it."""
+    import av  # only encoding needs PyAV: stills rendered from clip scripts do not
+
     states = clip_states(script, fps)
     cam = script.static.camera
     look = clip_look(rng, cam.width, cam.height)
