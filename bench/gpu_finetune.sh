@@ -6,6 +6,7 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux2014_x86_64 -d .gpu/whl ultralytics==8.4.190 ultralytics-thop==2.2.3 \
 #     pydantic==2.14.4 pydantic_core==2.50.5 annotated-types typing-inspection
+#   brightkitchen train synth --out data/synth-1 --images 60 --seed 1 --val-fraction 0
 #   brightkitchen train weights-from-onnx --model models/bk-detector-0.6.0 --calibration data/synth-1 \
 #     --out .gpu/start.pt
 # Run there (carry .gpu), then export the returned last.pt here with `brightkitchen train export`:
