@@ -3,8 +3,8 @@
 The GPU image this project is lent (docs/benchmarks.md, "Fine-tuning 0.5.0 on a GPU") has torch, OpenCV,
 typer and PyYAML but not Ultralytics, pydantic, polars or PyAV, and no network. Ultralytics and pydantic
 travel as wheels; polars is too big to carry, so this wrapper reads Ultralytics' ``results.csv`` with the
-csv module (checkpoints store it) and turns plots off, and it skips AMP's self-test, which would download
-``yolo26n.pt``. Two sub-commands:
+csv module (checkpoints store it; the driver turns plots off, which need polars too), and it skips AMP's
+self-test, which would download ``yolo26n.pt``. Two sub-commands:
 
 - ``render OUT SEED IMAGES SOURCE``: one dataset (``training.synth.stills``; 5 % val), one OpenCV thread;
 - ``fit JSON``: ``training.fit.fit`` with the ``FitOptions`` fields given as JSON.
