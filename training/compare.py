@@ -190,7 +190,8 @@ def _markdown(report: dict[str, Any]) -> str:
             "| metric | baseline | candidate | Δ |",
             "|---|---:|---:|---:|",
         ]
-        for m in (*EVENT_METRICS, "false_alerts", "late", "median_onset_latency_s"):
+        shown = ("false_alerts", "late", "late_from_visible", "missed_visible", "median_onset_latency_s")
+        for m in (*EVENT_METRICS, *shown):
             bv, cv = b["events"].get(m), c["events"].get(m)
             delta = _number(cv - bv, "+") if bv is not None and cv is not None else "–"
             lines.append(f"| {m} | {_number(bv)} | {_number(cv)} | {delta} |")

@@ -161,4 +161,9 @@ def render_card(card: ModelCard) -> str:
                 f"- found within T + 1 s of the onset: {e['on_time_recall']:.3f} ({e['late']} late alarms, "
                 f"{e['false_alerts']} false alerts)"
             )
+        if e.get("late_from_visible") is not None:
+            lines.append(
+                f"- counted from the first frame that shows the violation (hands hide onsets): "
+                f"{e['late_from_visible']} late, {e['missed_visible']} missed though shown for T"
+            )
     return "\n".join(lines) + "\n"

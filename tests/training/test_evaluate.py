@@ -17,7 +17,14 @@ from edge_agent.config import EdgeConfig
 from edge_agent.tracking import iou_matrix
 from training.classes import CLASS_ID, CLASSES
 from training.evaluate import ClassMetrics, dataset_classes, evaluate_detections, format_table, match
-from training.event_eval import ClipResult, format_event_summary, match_events, on_time_limits, summarise
+from training.event_eval import (
+    ClipResult,
+    format_event_summary,
+    match_events,
+    on_time_limits,
+    score_clip,
+    summarise,
+)
 from training.export import render_card
 
 NAMES = np.array(["board_red", "raw_meat", "container"])
@@ -167,6 +174,36 @@ def test_event_summary_counts_late_alarms_and_names_the_clips_behind_each_failur
     ]
 
 
+def test_event_summary_separates_hidden_onsets_from_the_detectors_delays() -> None:
+    """Late and missed events are also counted from the first frame that shows them (visible_start)."""
+    truth = [
+        # the glove hides the food for 1.2 s: 4.4 s after the onset is 3.2 s after it shows
+        {"rule": "board_misuse", "start": 5.0, "end": 12.0, "visible_start": 6.2, "visible_s": 5.8},
+        # shown at once, alerted 4.5 s after: late either way
+        {"rule": "board_misuse", "start": 20.0, "end": 28.0, "visible_start": 20.0, "visible_s": 8.0},
+        # missed, shown for 2 s only (a hand over it the rest of the time): not the detector's miss
+        {"rule": "stacked_containers", "start": 30.0, "end": 38.0, "visible_start": 31.0, "visible_s": 2.0},
+        # missed though shown for 6 s
+        {"rule": "stacked_containers", "start": 40.0, "end": 48.0, "visible_start": 40.0, "visible_s": 6.0},
+    ]
+    alerts = [
+        {"rule": "board_misuse", "start": 6.4, "alert": 9.4, "end": 12.0},
+        {"rule": "board_misuse", "start": 21.5, "alert": 24.5, "end": 28.0},
+    ]
+    limits = {"board_misuse": 4.0, "stacked_containers": 4.0}
+    result = score_clip("a.mp4", alerts, truth, limits)
+    assert (result.late_s, result.late_from_visible_s, result.missed_visible) == ([4.4, 4.5], [4.5], 1)
+    summary = summarise([result, score_clip("clean.mp4", [], [], limits)], limits)
+    assert (summary["late"], summary["late_from_visible"], summary["missed_visible"]) == (2, 1, 1)
+    assert format_event_summary(summary).splitlines()[1] == (
+        "  from the first frame that shows it (hands hide onsets): 1 late; 1 of 2 missed were shown for T"
+    )
+    # ground truth without visibility (real footage, older clips): no such line
+    older = [{k: v for k, v in gt.items() if not k.startswith("visible")} for gt in truth]
+    summary = summarise([score_clip("a.mp4", alerts, older, limits)], limits)
+    assert summary["late_from_visible"] is None and "shows it" not in format_event_summary(summary)
+
+
 def test_eval_keeps_ultralytics_offline_and_out_of_home(tmp_path: Path) -> None:
     """eval imports Ultralytics' metrics: like fit and export, via training.offline (settings in our dir)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_")}
@@ -186,5 +223,8 @@ def test_model_card_shows_on_time_recall_when_measured() -> None:
     summary = summarise([ClipResult("a.mp4", 4, 4, 4, [3.2, 3.4, 4.5, 5.0], late_s=[4.5, 5.0])])
     card.metrics = {**(card.metrics or {}), "events": summary}
     assert "- found within T + 1 s of the onset: 0.500 (2 late alarms, 0 false alerts)" in render_card(card)
+    assert "first frame that shows" not in render_card(card)  # ground truth without visibility
+    card.metrics["events"] = {**summary, "late_from_visible": 1, "missed_visible": 0}
+    assert "shows the violation (hands hide onsets): 1 late, 0 missed though shown for T" in render_card(card)
     card.metrics["events"] = {k: v for k, v in summary.items() if k not in ("on_time_recall", "late")}
     assert "within T + 1 s" not in render_card(card)  # a card evaluated before on-time recall existed

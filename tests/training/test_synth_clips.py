@@ -21,7 +21,7 @@ from training.synth.clips import (
     write_clips,
 )
 from training.synth.palette import DEFAULT_BOARD_FOOD
-from training.synth.render import Renderer
+from training.synth.render import Renderer, min_visible
 
 FPS = 10.0
 SEED = 0  # with clean_fraction 0.5: clip 0 is clean, clip 1 has violations
@@ -76,9 +76,13 @@ def test_violation_clip_events_match_the_scene_states(clips: Path) -> None:
     script, clean = _script(1)
     assert not clean
     states = clip_states(script, FPS)
-    assert gt["events"] == events_from_states(states, FPS)
-    assert {e["rule"] for e in gt["events"]} == {"board_misuse", "stacked_containers"}
     renderer = Renderer()
+    visible = [renderer.render(st, drop_occluded=False).visible for st in states]
+    assert gt["events"] == events_from_states(states, FPS, visible)
+    assert [{k: v for k, v in e.items() if not k.startswith("visible")} for e in gt["events"]] == (
+        events_from_states(states, FPS)
+    )
+    assert {e["rule"] for e in gt["events"]} == {"board_misuse", "stacked_containers"}
     for e in gt["events"]:
         assert e["end"] - e["start"] >= MIN_EPISODE_S - 1e-6
         k0, k1 = round(e["start"] * FPS), round(e["end"] * FPS)
@@ -96,6 +100,15 @@ def test_violation_clip_events_match_the_scene_states(clips: Path) -> None:
             for k in np.linspace(k0, k1 - 1, 6).astype(int)
         ]
         assert sum(v >= 0.3 for v in seen) >= 4, seen
+        # visible_start: the episode's first frame in which each of its objects shows enough to be labelled
+        k_seen = round(e["visible_start"] * FPS)
+        assert k0 <= k_seen < k1 and 0 < e["visible_s"] <= e["end"] - e["start"]
+        ids = keys[0][1:]
+        labelable = [
+            all(visible[k][i] >= min_visible(states[k].by_id(i)) for i in ids) for k in range(k0, k1)
+        ]
+        assert labelable[k_seen - k0] and not any(labelable[: k_seen - k0])
+        assert e["visible_s"] == round(sum(labelable) / FPS, 3)
 
 
 def test_clean_clip_has_no_violation_and_shows_nesting(clips: Path) -> None:

@@ -3,7 +3,10 @@
 A clip is a static counter scene plus ``Action``s: a hand enters from the near edge, reaches a spot, places or
 takes something (or works there with a knife) and leaves. ``ClipScript.state_at(t)`` gives the exact scene of
 any instant; the events (board misuse, stacked containers) are read off the per-frame states, so "start" is
-the first frame showing the violating configuration and "end" the first frame without it.
+the first frame showing the violating configuration and "end" the first frame without it. A hand often hides
+the food it has just put down: ``visible_start`` is the first frame in which a labeller would mark every
+object of the violation (each shown at least as much as a labelled still needs, ``render.min_visible``) and
+``visible_s`` how long the episode is so shown, which separates a detector's delay from the scene's.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from tqdm import tqdm
 from training.classes import BOARD_COLOURS, FOOD_CATEGORIES
 from training.synth.palette import DEFAULT_BOARD_FOOD, correct_food, is_violation
 from training.synth.photometric import Look, apply_look, sample_look
-from training.synth.render import Renderer
+from training.synth.render import Renderer, min_visible
 from training.synth.scene import Placer, sample_camera
 from training.synth.state import SceneObject, SceneState
 from training.synth.things import (
@@ -32,7 +35,7 @@ from training.synth.things import (
     make_food,
 )
 
-GENERATOR_VERSION = "synth-clips/1"
+GENERATOR_VERSION = "synth-clips/2"  # 2: events carry visible_start and visible_s
 MIN_EPISODE_S = 6.0  # violations last at least this long (a rule with T = 3 s must fire)
 
 
@@ -142,18 +145,46 @@ def violations(
     return found
 
 
-def events_from_states(states: list[SceneState], fps: float) -> list[dict]:
-    """Maximal runs of each violating configuration over the frames, as ground-truth events (seconds)."""
-    open_runs: dict[tuple, tuple[int, dict]] = {}
+def events_from_states(
+    states: list[SceneState], fps: float, visible: list[dict[int, float]] | None = None
+) -> list[dict]:
+    """Maximal runs of each violating configuration over the frames, as ground-truth events (seconds).
+
+    ``visible``: each frame's visible share per object id (``Rendered.visible``); with it, every event also
+    carries ``visible_start`` (null when never shown enough) and ``visible_s``.
+    """
+    open_runs: dict[tuple, _Run] = {}
     events = []
     for k, st in enumerate([*states, None]):
         now = violations(st) if st is not None else {}
         for key in [k0 for k0 in open_runs if k0 not in now]:
-            first, extra = open_runs.pop(key)
-            events.append({"rule": key[0], "start": round(first / fps, 3), "end": round(k / fps, 3), **extra})
+            run = open_runs.pop(key)
+            event = {"rule": key[0], "start": round(run.first / fps, 3), "end": round(k / fps, 3)}
+            event |= run.extra
+            if visible is not None:
+                seen = run.first_seen
+                event["visible_start"] = None if seen is None else round(seen / fps, 3)
+                event["visible_s"] = round(run.frames_seen / fps, 3)
+            events.append(event)
         for key, extra in now.items():
-            open_runs.setdefault(key, (k, extra))
+            run = open_runs.setdefault(key, _Run(k, extra))
+            if st is not None and visible is not None and _labelable(st, key[1:], visible[k]):
+                run.frames_seen += 1
+                run.first_seen = k if run.first_seen is None else run.first_seen
     return sorted(events, key=lambda e: (e["start"], e["rule"]))
+
+
+@dataclass
+class _Run:
+    first: int
+    extra: dict
+    first_seen: int | None = None
+    frames_seen: int = 0
+
+
+def _labelable(state: SceneState, ids: tuple[int, ...], visible: dict[int, float]) -> bool:
+    """Whether every object ``ids`` shows enough of itself in this frame to be labelled."""
+    return all(visible.get(i, 0.0) >= min_visible(state.by_id(i)) for i in ids)
 
 
 def clip_rng(seed: int, index: int) -> np.random.Generator:
@@ -325,16 +356,19 @@ def write_clip(
         stream.width, stream.height, stream.pix_fmt = cam.width, cam.height, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "26"}
         stream.codec_context.time_base = Fraction(1, round(fps))
+        visible = []
         for k, st in enumerate(states):
             flicker = 1 + flicker_amp * np.sin(2 * np.pi * flicker_hz * k / fps) + rng.normal(0, 0.004)
-            rgb = apply_look(renderer.render(st, drop_occluded=False).image, look, rng, flicker=flicker)
+            rendered = renderer.render(st, drop_occluded=False)
+            visible.append(rendered.visible)
+            rgb = apply_look(rendered.image, look, rng, flicker=flicker)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts, frame.time_base = k, Fraction(1, round(fps))
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    events = events_from_states(states, fps)
+    events = events_from_states(states, fps, visible)
     gt = {
         "camera": camera,
         "fps": fps,
