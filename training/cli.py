@@ -28,7 +28,8 @@ def synth_cmd(
         str,
         typer.Option(
             help="scene: random counter scenes; clip: frames of scripted clips (hands placing food, "
-            "containers being stacked), mostly just after a hand reached its spot."
+            "containers being stacked), mostly just after a hand reached its spot; hands: only clip frames "
+            "where a hand covers food on a board (just put down, or chopping beside it)."
         ),
     ] = "scene",
 ) -> None:

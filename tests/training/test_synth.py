@@ -42,7 +42,7 @@ def test_image_i_does_not_depend_on_dataset_size() -> None:
         assert np.array_equal(x.image, y.image) and x.labels == y.labels
 
 
-@pytest.mark.parametrize("source", ["scene", "clip"])
+@pytest.mark.parametrize("source", ["scene", "clip", "hands"])
 @pytest.mark.parametrize("index", range(12))
 def test_labels_are_tight_visible_and_complete(index: int, source: str) -> None:
     still = make_still(21, index, source=source)
@@ -99,6 +99,22 @@ def test_food_under_the_glove_that_put_it_down_is_labelled() -> None:
     assert any(o.kind == "arm" for o in state.objects)
     assert 0.25 <= Renderer().render(state, drop_occluded=False).visible[food] < 0.5
     assert food in {lb.object_id for lb in Renderer().render(state).labels}
+
+
+def test_hands_stills_show_a_hand_over_food_on_a_board() -> None:
+    """``hands``: every still has an arm, and more of them than of ``clip`` stills show a labelled food
+    partly hidden (the glove or a chopping hand over it), the frames that delay board alarms."""
+
+    def partly_hidden_food(source: str, index: int) -> bool:
+        r = make_still(33, index, source=source).rendered
+        labelled = {lb.object_id for lb in r.labels}
+        arms = [o for o in r.state.objects if o.kind == "arm"]
+        assert arms or source != "hands"
+        return any(o.kind == "food" and o.id in labelled and r.visible[o.id] < 0.95 for o in r.state.objects)
+
+    hands = sum(partly_hidden_food("hands", i) for i in range(24))
+    clip = sum(partly_hidden_food("clip", i) for i in range(24))
+    assert hands >= 10 and hands > clip, (hands, clip)
 
 
 def test_dataset_layout_yaml_preview_and_manifest(tmp_path: Path) -> None:

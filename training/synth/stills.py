@@ -1,7 +1,9 @@
 """Write a YOLO-layout dataset of synthetic stills, with a preview mosaic and a fingerprinted manifest.
 
-Two sources of stills: random counter scenes (``scene``), and frames of scripted clips (``clip``: a hand
-placing, working or taking away, a stack being made, as the edge agent sees them). Image ``i`` of a dataset
+Three sources of stills: random counter scenes (``scene``), frames of scripted clips (``clip``: a hand
+placing, working or taking away, a stack being made, as the edge agent sees them), and only the clip
+frames where a hand covers food on a board (``hands``: the glove that has just put it down, a hand chopping
+beside it), which delay most board alarms. Image ``i`` of a dataset
 with seed ``s`` is drawn from ``SeedSequence([s, i])`` alone, so it does not depend on the dataset size and
 images could be rendered in parallel; the same seed and source give byte-identical files.
 """
@@ -26,7 +28,7 @@ from training.synth.scene import sample_scene
 from training.synth.state import SceneState
 
 GENERATOR_VERSION = "synth-stills/5"  # 5: a container without food is labelled container_empty
-SOURCES = ("scene", "clip")
+SOURCES = ("scene", "clip", "hands")
 
 
 @dataclass
@@ -49,9 +51,9 @@ def make_still(seed: int, index: int, width: int = 640, height: int = 360, sourc
     if source not in SOURCES:
         raise ValueError(f"unknown still source {source!r}; expected one of {', '.join(SOURCES)}")
     rng = image_rng(seed, index)
-    clip = source == "clip"
+    clip = source != "scene"
     rendered = Renderer().render(
-        _clip_state(rng, width, height) if clip else sample_scene(rng, width, height)
+        _clip_state(rng, width, height, hands=source == "hands") if clip else sample_scene(rng, width, height)
     )
     look = (clip_look if clip else sample_look)(rng, width, height)  # a clip frame is filmed as its clip is
     angle = 0.0 if clip else float(rng.uniform(0, np.pi))
@@ -59,10 +61,21 @@ def make_still(seed: int, index: int, width: int = 640, height: int = 360, sourc
     return Still(image, rendered.labels, rendered, look.jpeg_quality)
 
 
-def _clip_state(rng: np.random.Generator, width: int, height: int) -> SceneState:
+def _clip_state(rng: np.random.Generator, width: int, height: int, hands: bool = False) -> SceneState:
     """One instant of a random clip script: in two of three draws, just after a hand reached its spot (food
-    put down under the glove, a container set on another), else any time of the clip."""
+    put down under the glove, a container set on another), else any time of the clip. ``hands``: always
+    while a hand is over food on a board: from the touch of the food it put down until it has mostly left,
+    or chopping beside it."""
     script = make_script(rng, clean=bool(rng.random() < 0.25), width=width, height=height)
+    over_food = [
+        a
+        for a in script.actions
+        if a.kind == "work" or (a.kind == "place" and a.obj is not None and a.obj.kind == "food")
+    ]
+    if hands and over_food:
+        a = over_food[rng.integers(len(over_food))]
+        t = a.t_arrive + float(rng.uniform(0.0, a.hold_s + 0.6 * a.leave_s))
+        return script.state_at(min(t, script.duration_s))
     if script.actions and rng.random() < 2 / 3:
         a = script.actions[rng.integers(len(script.actions))]
         t = a.t_arrive + float(rng.uniform(-0.3, a.hold_s + a.leave_s + 0.5))
