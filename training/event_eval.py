@@ -80,10 +80,12 @@ def score_clip(
     late_seen = []
     for m in matches:
         seen = m.truth["visible_start"]
-        after_seen = round(m.latency_s - (seen - m.truth["start"]), 2) if seen is not None else None
-        if after_seen is not None and after_seen > limits.get(m.truth["rule"], float("inf")):
+        if seen is None:
+            continue
+        after_seen = round(m.latency_s - (seen - m.truth["start"]), 2)
+        if after_seen > limits.get(m.truth["rule"], float("inf")):
             late_seen.append(after_seen)
-    found = [id(m.truth) for m in matches]
+    found = {id(m.truth) for m in matches}
     missed_visible = sum(
         1
         for gt in truth
