@@ -21,7 +21,7 @@ import yaml
 from tqdm import tqdm
 
 from training.classes import CLASS_NAMES
-from training.synth.clips import clip_look, make_script
+from training.synth.clips import Action, clip_look, make_script
 from training.synth.photometric import apply_look, sample_look
 from training.synth.render import Label, Rendered, Renderer
 from training.synth.scene import sample_scene
@@ -67,12 +67,7 @@ def _clip_state(rng: np.random.Generator, width: int, height: int, hands: bool =
     while a hand is over food on a board: from the touch of the food it put down until it has mostly left,
     or chopping beside it."""
     script = make_script(rng, clean=bool(rng.random() < 0.25), width=width, height=height)
-    over_food = [
-        a
-        for a in script.actions
-        if a.kind == "work" or (a.kind == "place" and a.obj is not None and a.obj.kind == "food")
-    ]
-    if hands and over_food:
+    if hands and (over_food := [a for a in script.actions if _over_food(a)]):
         a = over_food[rng.integers(len(over_food))]
         t = a.t_arrive + float(rng.uniform(0.0, a.hold_s + 0.6 * a.leave_s))
         return script.state_at(min(t, script.duration_s))
@@ -82,6 +77,11 @@ def _clip_state(rng: np.random.Generator, width: int, height: int, hands: bool =
     else:
         t = float(rng.uniform(0, script.duration_s))
     return script.state_at(min(max(t, 0.0), script.duration_s))
+
+
+def _over_food(a: Action) -> bool:
+    """A hand chopping, or putting food down (on a board: clips place food only on boards)."""
+    return a.kind == "work" or (a.kind == "place" and a.obj is not None and a.obj.kind == "food")
 
 
 def draw_boxes(image_rgb: np.ndarray, labels: list[Label]) -> np.ndarray:
