@@ -123,8 +123,26 @@ class RuleConfig(BaseModel):
     max_gap_s: float = Field(
         2.5, ge=0, description="gaps between hits (occlusion: a chopping hand) up to this long do not end it"
     )
+    end_after_s: float = Field(
+        5.0,
+        ge=0,
+        description="an alerted episode ends once unseen this long (at least max_gap_s): hands over the "
+        "food for longer would otherwise make a second alert of the same violation",
+    )
     min_hit_ratio: float = Field(
         0.5, gt=0, le=1, description="share of processed frames that must show it before an alarm"
+    )
+    arrival_lookback_s: float = Field(
+        2.5,
+        ge=0,
+        description="how far back to look for when the object of a new episode arrived at its place (a "
+        "glove hides the food it puts down); T then counts from the arrival. 0: from the first sighting",
+    )
+    min_seen_s: float = Field(
+        2.5,
+        gt=0,
+        description="with T counted from a dated arrival, how long the violation itself must have been "
+        "seen before an alarm (at most T)",
     )
 
     @field_validator("roi")

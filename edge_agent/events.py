@@ -2,12 +2,16 @@
 
 An episode starts pending at its first hit. It raises one alert (``new``) once it has lasted the rule's
 ``min_duration_s`` with hits on at least ``min_hit_ratio`` of the frames since; gaps between hits up to
-``max_gap_s`` (a hand or knife over the food, a missed detection) do not break it. It ends once the time
+``max_gap_s`` (a hand or knife over the food, a missed detection) do not break it; once it has alerted,
+gaps up to ``end_after_s`` do not (a cook working over the food it was alerted for). It ends once the time
 since its last hit is longer, and a later hit then starts a new episode. While it
 goes on, every ``realarm_s`` the event is ended and a new one (a new alert, ``details.realarm`` = n) starts.
 A hit continues an episode with the same key (track ids), or, when a track id changed, one of the same
 rule and details whose anchor box overlaps it. An episode may start before the frame of its first hit:
-the pipeline passes the ``earlier`` frames (ones the motion gate had skipped) that already showed it.
+the pipeline passes the ``earlier`` frames (ones the motion gate had skipped) that already showed it, and
+the frame where the object behind it ``arrived`` at its place (arrival.py: a glove hides the food it puts
+down for a second). From an arrival, ``min_duration_s`` counts from it, and the violation itself must
+also have been seen for ``min_seen_s`` (at most ``min_duration_s``) before the alarm.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class Event:
     details: dict[str, DetailValue]
     start_t: float
     started_at: datetime
+    seen_t: float  # its first sighting; start_t is earlier where the arrival was dated
     last_t: float
     last_at: datetime
     score: float
@@ -97,14 +102,20 @@ class EventTracker:
 
     def alarm_due(self, t: float) -> bool:
         """Whether an episode awaiting its alarm has lasted its minimum duration by time ``t``."""
-        return any(
-            ev.alert_t is None and t - ev.start_t >= self.rules[ev.rule_name].min_duration_s - SLACK_S
-            for ev in self.open
-        )
+        return any(ev.alert_t is None and self._lasted(ev, t) for ev in self.open)
+
+    def _lasted(self, ev: Event, t: float) -> bool:
+        """Whether ``ev``, seen again at time ``t``, has gone on long enough for its alarm."""
+        cfg = self.rules[ev.rule_name]
+        seen = min(cfg.min_seen_s, cfg.min_duration_s)
+        return t - ev.start_t >= cfg.min_duration_s - SLACK_S and t - ev.seen_t >= seen - SLACK_S
 
     def _alive(self, ev: Event, t: float) -> bool:
-        """Whether a hit at time ``t`` may still continue ``ev``: its last hit at most ``max_gap_s`` ago."""
-        return t - ev.last_t <= self.rules[ev.rule_name].max_gap_s + SLACK_S
+        """Whether a hit at time ``t`` may still continue ``ev``: its last hit at most ``max_gap_s`` ago, or
+        ``end_after_s`` once it has alerted."""
+        cfg = self.rules[ev.rule_name]
+        gap = cfg.max_gap_s if ev.alert_t is None else max(cfg.max_gap_s, cfg.end_after_s)
+        return t - ev.last_t <= gap + SLACK_S
 
     def starts(self, hit: Hit, t: float) -> bool:
         """Whether ``hit``, seen at time ``t``, would start a new episode (no open one continues with it)."""
@@ -118,11 +129,13 @@ class EventTracker:
         frame: Frame,
         dets: sv.Detections,
         earlier: Mapping[tuple[int | str, ...], Sequence[Frame]] | None = None,
+        arrived: Mapping[tuple[int | str, ...], Frame] | None = None,
     ) -> list[EventChange]:
         """Fold this frame's hits into the episodes; returns the alerts, re-alarms and ends it causes.
 
         ``earlier``: for a hit that starts an episode, the consecutive frames just before this one that
-        already showed it (oldest first); the episode starts at the first of them.
+        already showed it (oldest first); it was first seen on the first of them. ``arrived``: for such a
+        hit, the frame where its object arrived, when that is earlier; the episode starts there.
         """
         changes: list[EventChange] = []
         # A gap longer than max_gap_s ends the episode even when this frame shows it again: that is a new one.
@@ -139,7 +152,9 @@ class EventTracker:
         for hit in hits:
             ev = self._match(hit, seen)
             if ev is None:
-                ev = self._start(hit, frame, dets, (earlier or {}).get(hit.key, ()))
+                ev = self._start(
+                    hit, frame, dets, (earlier or {}).get(hit.key, ()), (arrived or {}).get(hit.key)
+                )
                 self.open.append(ev)
             else:
                 self._continue(ev, hit, frame, dets)
@@ -147,8 +162,7 @@ class EventTracker:
         for ev in list(self.open):
             cfg = self.rules[ev.rule_name]
             if ev.alert_t is None:
-                lasted = ev.last_t - ev.start_t >= cfg.min_duration_s - SLACK_S
-                if lasted and ev.hits / ev.frames >= cfg.min_hit_ratio:
+                if self._lasted(ev, ev.last_t) and ev.hits / ev.frames >= cfg.min_hit_ratio:
                     ev.alert_t = frame.t
                     log.info(
                         "camera %s: %s alert %s (%s) after %.1f s, score %.2f",
@@ -185,10 +199,22 @@ class EventTracker:
                 return ev
         return None
 
-    def _start(self, hit: Hit, frame: Frame, dets: sv.Detections, earlier: Sequence[Frame]) -> Event:
+    def _start(
+        self, hit: Hit, frame: Frame, dets: sv.Detections, earlier: Sequence[Frame], arrived: Frame | None
+    ) -> Event:
         cfg = self.rules[hit.rule_name]
         best = BestFrame(frame, dets, hit.indices, hit.score)
-        first = earlier[0] if earlier else frame
+        seen = earlier[0] if earlier else frame
+        first = arrived if arrived is not None and arrived.t < seen.t else seen
+        if first is not seen:
+            log.debug(
+                "camera %s: %s episode %s first seen at %.2f s, its object arrived at %.2f s",
+                self.camera,
+                hit.rule,
+                hit.key,
+                seen.t,
+                first.t,
+            )
         return Event(
             uuid.uuid4(),
             hit.rule,
@@ -200,6 +226,7 @@ class EventTracker:
             dict(hit.details),
             first.t,
             first.at,
+            seen.t,
             frame.t,
             frame.at,
             hit.score,
@@ -250,6 +277,7 @@ class EventTracker:
             {**ev.details, "realarm": count},
             frame.t,
             frame.at,
+            frame.t,
             frame.t,
             frame.at,
             ev.score,

@@ -7,7 +7,9 @@ the events directly. When the motion gate skips a frame, the last detections sta
 The gate's rate cap (``motion.max_detect_fps``) would delay the first sighting of a violation by up to
 one cap interval. So when a detection shows a hit that starts an episode, the frames the gate skipped just
 before it are detected too, newest first, and the episode starts at the earliest of them that still shows
-it: the cap saves inference on the frames where nothing begins and costs no onset time.
+it: the cap saves inference on the frames where nothing begins and costs no onset time. Where the rule
+names the object whose arrival began the violation (the food on the board), the last frames also date
+that arrival, which a hand often hides for a second (arrival.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import deque
 import supervision as sv
 
 from brightkitchen.contract import MediaRef
+from edge_agent.arrival import ArrivalClock
 from edge_agent.config import CameraConfig, EdgeConfig
 from edge_agent.detector import Detector, DetectorSlot
 from edge_agent.events import Event, EventChange, EventTracker, same_place
@@ -71,6 +74,8 @@ class CameraPipeline:
         self._awaiting_clip: dict[str, Event] = {}
         cap = cfg.motion.max_detect_fps
         self._skipped: deque[Frame] = deque(maxlen=max(1, math.ceil(camera.fps / cap) - 1) if cap else 1)
+        lookback = max((r.arrival_lookback_s for r in camera.rules), default=0.0)
+        self._arrivals = ArrivalClock(lookback) if lookback > 0 else None
 
     def _use(self, detector: Detector) -> None:
         """A new (or switched) model: rules read its label map, tracks start afresh."""
@@ -92,18 +97,22 @@ class CameraPipeline:
             self._use(detector)
         self.frames_seen += 1
         earlier: dict[tuple[int | str, ...], list[Frame]] = {}
+        arrived: dict[tuple[int | str, ...], Frame] = {}
         if self.gate.check(frame.image, frame.t, alarm_due=self.events.alarm_due(frame.t)):
             self._dets = self._detect(self._tracker, frame, detector)
             hits = self._hits(self._dets, frame)
             fresh = [hit for hit in hits if self.events.starts(hit, frame.t)]
             if fresh and self._skipped:
                 earlier = self._backfill(fresh, detector)
+            arrived = self._arrived(fresh, earlier, frame)
             self._skipped.clear()
         else:
             self._skipped.append(frame)
             hits = self._hits(self._dets, frame)
+        if self._arrivals is not None:
+            self._arrivals.push(frame)
         out: list[Output] = []
-        for change in self.events.update(hits, frame, self._dets, earlier):
+        for change in self.events.update(hits, frame, self._dets, earlier, arrived):
             out.extend(self._with_evidence(change))
         if self.evidence is not None:
             out.extend(self._clips(self.evidence.push(frame)))
@@ -146,6 +155,23 @@ class CameraPipeline:
                 len(frames),
             )
         return earlier
+
+    def _arrived(
+        self, fresh: list[Hit], earlier: dict[tuple[int | str, ...], list[Frame]], frame: Frame
+    ) -> dict[tuple[int | str, ...], Frame]:
+        """For fresh hits that name the object behind them: the frame where it arrived, where dated."""
+        if self._arrivals is None:
+            return {}
+        lookback = {rule.name or rule.type: rule.arrival_lookback_s for rule in self.camera.rules}
+        arrived: dict[tuple[int | str, ...], Frame] = {}
+        for hit in fresh:
+            if hit.arrived is None or not lookback[hit.rule_name]:
+                continue
+            seen_t = earlier[hit.key][0].t if hit.key in earlier else frame.t
+            when = self._arrivals.arrival(hit.arrived, seen_t, frame.size, lookback[hit.rule_name])
+            if when is not None:
+                arrived[hit.key] = when
+        return arrived
 
     def finish(self) -> list[Output]:
         """End open events and finish pending clips (end of a video, shutdown)."""

@@ -26,7 +26,9 @@ class Hit:
 
     ``key`` identifies the episode within its rule (built from track ids); ``anchor`` is the pixel box
     where it happens, used to continue an episode when a track id changes; ``indices`` are the rows of
-    the frame's detections behind it.
+    the frame's detections behind it. ``arrived`` is the box of the object whose arrival began it (the
+    food put on the board), where the rule has one: a new episode starts when that place changed
+    (arrival.py).
     """
 
     rule: str
@@ -36,6 +38,7 @@ class Hit:
     anchor: np.ndarray
     indices: tuple[int, ...]
     details: dict[str, DetailValue] = field(default_factory=dict)
+    arrived: np.ndarray | None = None
 
 
 class NoParams(BaseModel):

@@ -67,6 +67,7 @@ class BoardMisuse(Rule):
                 xyxy[b].copy(),
                 indices,
                 {"board_colour": str(colour), "food": str(food)},
+                xyxy[f].copy() if old is None else old.arrived,
             )
         return list(hits.values())
 

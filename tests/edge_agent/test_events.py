@@ -36,10 +36,10 @@ def _run(tracker: EventTracker, seconds: float, hit_at, start: float = 0.0):
     return out
 
 
-def test_one_alert_after_min_duration_then_end_after_the_gap() -> None:
-    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3, max_gap_s=2)])
+def test_one_alert_after_min_duration_then_end_once_unseen_for_end_after_s() -> None:
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3, max_gap_s=2, end_after_s=4)])
     out = _run(tr, 20, lambda t: [_hit()] if 2 <= t < 10 else [])
-    assert [(t, p) for t, p, _ in out] == [(5.0, "new"), (12.0, "end")]
+    assert [(t, p) for t, p, _ in out] == [(5.0, "new"), (14.0, "end")]
     ev = out[0][2]
     assert ev.start_t == 2.0 and ev.last_t == 9.8 and ev is out[1][2]
 
@@ -94,14 +94,14 @@ def test_sparse_false_positives_do_not_alert() -> None:
 
 def test_new_track_id_in_the_same_place_continues_the_episode() -> None:
     tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3)])
-    out = _run(tr, 15, lambda t: [_hit(key=(1 if t < 6 else 9, "raw_meat"))] if t < 10 else [])
+    out = _run(tr, 20, lambda t: [_hit(key=(1 if t < 6 else 9, "raw_meat"))] if t < 10 else [])
     assert [p for _, p, _ in out] == ["new", "end"]
 
 
 def test_two_boards_make_two_events() -> None:
     tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=2)])
     out = _run(
-        tr, 10, lambda t: [_hit(), _hit(key=(2, "raw_meat"), box=(400, 100, 600, 250))] if t < 6 else []
+        tr, 15, lambda t: [_hit(), _hit(key=(2, "raw_meat"), box=(400, 100, 600, 250))] if t < 6 else []
     )
     assert sorted(p for _, p, _ in out) == ["end", "end", "new", "new"]
     assert len({e.event_id for _, _, e in out}) == 2
@@ -126,7 +126,7 @@ def test_best_frame_is_the_highest_score() -> None:
 def test_best_frame_is_frozen_at_the_alert() -> None:
     """The snapshot is taken at the alert; later messages must describe that frame, not a better one."""
     tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3)])
-    out = _run(tr, 11, lambda t: [_hit(score=0.95 if t == 6.0 else 0.5)] if t < 8 else [])
+    out = _run(tr, 16, lambda t: [_hit(score=0.95 if t == 6.0 else 0.5)] if t < 8 else [])
     assert [p for _, p, _ in out] == ["new", "end"]
     ev = out[1][2]
     assert ev.best.frame.t < 3.1 and ev.best.score == 0.5 and ev.score == 0.95
@@ -160,6 +160,36 @@ def test_default_gap_outlasts_a_chopping_hand() -> None:
     """A hand chopping beside the food hides it for up to ~2.5 s (1-2.5 s of work plus the reach): by
     default that does not end the episode (tuning clip 7400-010: hits until 16.0, hidden until 18.4)."""
     tr = EventTracker("cam1", [rule_cfg("board_misuse")])
-    out = _run(tr, 15, lambda t: [_hit()] if 2 <= t < 4.2 or 6.4 <= t < 10 else [])
-    assert [(t, p) for t, p, _ in out] == [(6.4, "new"), (12.4, "end")]
+    out = _run(tr, 20, lambda t: [_hit()] if 2 <= t < 4.2 or 6.4 <= t < 10 else [])
+    assert [(t, p) for t, p, _ in out] == [(6.4, "new"), (15.0, "end")]
     assert out[0][2].start_t == 2.0
+
+
+def test_an_arrival_starts_the_episode_and_the_alarm_waits_for_min_seen() -> None:
+    """A glove hid the food it put down at 1.0 s; the detector saw it from 2.0 s. T counts from the arrival
+    (4.0 s), but the food itself must have been seen min_seen_s (2.5 s): the alarm comes at 4.6 s, the first
+    frame from 4.5 s; dated from the sighting it would come at 5.0 s."""
+    d = dets(("board_blue", 100, 100, 300, 250), ("raw_meat", 150, 140, 200, 180))
+    for arrived, alarm in ((frame(1.0), 4.6), (None, 5.0)):
+        tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3, min_seen_s=2.5)])
+        assert tr.update([_hit()], frame(2.0), d, arrived={_hit().key: arrived} if arrived else {}) == []
+        out = _run(tr, 8, lambda t: [_hit()], start=2.2)
+        ev = out[0][2]
+        assert [(t, p) for t, p, _ in out] == [(alarm, "new")]
+        assert (ev.start_t, ev.seen_t) == (1.0 if arrived else 2.0, 2.0)
+
+
+def test_min_seen_never_asks_for_more_than_t() -> None:
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=1, min_seen_s=2.5)])
+    assert [(t, p) for t, p, _ in _run(tr, 5, lambda t: [_hit()] if t >= 1 else [])] == [(2.0, "new")]
+
+
+def test_hands_over_alerted_food_for_longer_than_max_gap_make_no_second_alert() -> None:
+    """Tuning clip 7300-015: raw meat on the white board alerted at 15.0 s, a cook worked over it from 15.4
+    to 18.0 s (longer than max_gap_s), and its reappearance alerted a second time."""
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3, max_gap_s=2.5, end_after_s=5)])
+    out = _run(tr, 30, lambda t: [_hit()] if 12 <= t < 15.4 or 18 <= t < 21.6 else [])
+    assert [(t, p) for t, p, _ in out] == [(15.0, "new"), (26.6, "end")]
+    # before its alarm the same gap still ends an episode: hits seen only 2 s, then 2 s, never alert
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3, max_gap_s=2.5, end_after_s=5)])
+    assert _run(tr, 30, lambda t: [_hit()] if 12 <= t < 14 or 16.8 <= t < 18.8 else []) == []
