@@ -145,6 +145,13 @@ class RuleConfig(BaseModel):
         "seen before an alarm (at most T)",
     )
 
+    @property
+    def start_to_alarm_s(self) -> float:
+        """About the longest an episode goes from its start to its alarm: T, or, dated from an arrival, the
+        lookback and ``min_seen_s``; plus one gap. The evidence ring buffer keeps that much."""
+        seen = min(self.min_seen_s, self.min_duration_s)
+        return max(self.min_duration_s, self.arrival_lookback_s + seen) + self.max_gap_s
+
     @field_validator("roi")
     @classmethod
     def _roi(cls, roi: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:

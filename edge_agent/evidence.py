@@ -134,6 +134,7 @@ class EvidenceRecorder:
     def __init__(self, cfg: EvidenceSection, camera: str, ring_s: float) -> None:
         self.cfg = cfg
         self.camera = camera
+        self.ring_s = ring_s  # seconds of frames kept for clips
         self._ring: deque[tuple[float, np.ndarray]] = deque(maxlen=max(2, int(ring_s * cfg.clip_fps) + 2))
         self._next_t = float("-inf")
         self._pending: list[_PendingClip] = []

@@ -58,7 +58,7 @@ class CameraPipeline:
         self.detectors = detectors
         self.gate = MotionGate(cfg.motion)
         self.events = EventTracker(camera.id, camera.rules)
-        longest = max((r.min_duration_s + r.max_gap_s for r in camera.rules), default=0.0)
+        longest = max((r.start_to_alarm_s for r in camera.rules), default=0.0)
         self.evidence = (
             EvidenceRecorder(cfg.evidence, camera.id, cfg.evidence.clip_pre_s + longest + 1)
             if evidence
@@ -74,7 +74,8 @@ class CameraPipeline:
         self._awaiting_clip: dict[str, Event] = {}
         cap = cfg.motion.max_detect_fps
         self._skipped: deque[Frame] = deque(maxlen=max(1, math.ceil(camera.fps / cap) - 1) if cap else 1)
-        lookback = max((r.arrival_lookback_s for r in camera.rules), default=0.0)
+        self._lookback = {rule.name or rule.type: rule.arrival_lookback_s for rule in camera.rules}
+        lookback = max(self._lookback.values(), default=0.0)
         self._arrivals = ArrivalClock(lookback) if lookback > 0 else None
 
     def _use(self, detector: Detector) -> None:
@@ -162,13 +163,13 @@ class CameraPipeline:
         """For fresh hits that name the object behind them: the frame where it arrived, where dated."""
         if self._arrivals is None:
             return {}
-        lookback = {rule.name or rule.type: rule.arrival_lookback_s for rule in self.camera.rules}
         arrived: dict[tuple[int | str, ...], Frame] = {}
         for hit in fresh:
-            if hit.arrived is None or not lookback[hit.rule_name]:
+            lookback = self._lookback[hit.rule_name]
+            if hit.arrived is None or not lookback:
                 continue
             seen_t = earlier[hit.key][0].t if hit.key in earlier else frame.t
-            when = self._arrivals.arrival(hit.arrived, seen_t, frame.size, lookback[hit.rule_name])
+            when = self._arrivals.arrival(hit.arrived, seen_t, frame.size, lookback)
             if when is not None:
                 arrived[hit.key] = when
         return arrived

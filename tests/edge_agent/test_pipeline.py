@@ -101,3 +101,14 @@ def test_food_put_down_under_a_glove_dates_its_episode_from_the_arrival(
     dated, sighted = board_alert(2.5), board_alert(0)
     assert truth["start"] - 1.0 <= dated["start"] <= truth["start"] + 0.3 < sighted["start"]
     assert dated["alert"] - truth["start"] <= 3.0 + 1.0
+
+
+def test_the_clip_buffer_reaches_back_to_an_arrival_dated_start(model_dir: Path) -> None:
+    """Dated from the food's arrival, an episode may alarm the lookback plus min_seen_s plus a gap after
+    its start (2.5 + 2.5 + 2.5 s by default), longer than T plus a gap: the clip still begins clip_pre_s
+    before the start."""
+    cfg = edge_cfg(model={"path": str(model_dir)})
+    rule = cfg.cameras[0].rules[0]
+    assert rule.start_to_alarm_s == 7.5 > rule.min_duration_s + rule.max_gap_s
+    pipeline = CameraPipeline(cfg.cameras[0], cfg, DetectorSlot(Detector.load(model_dir)))
+    assert pipeline.evidence is not None and pipeline.evidence.ring_s >= cfg.evidence.clip_pre_s + 7.5
