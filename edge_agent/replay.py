@@ -29,13 +29,19 @@ DEFAULT_RULES = ("board_misuse", "stacked_containers")
 
 @dataclass
 class ReplayEvent:
-    """One alert found in a video; ``end`` is None when it was still going at the end of the video."""
+    """One alert found in a video; ``end`` is None when it was still going at the end of the video.
+
+    ``start`` is when the violation began, ``seen`` when the model first showed it: earlier than ``seen``
+    where the pipeline dated the food's arrival under a hand (arrival.py). ``seen`` is the model's share of
+    the delay when trying models on footage.
+    """
 
     event_id: str
     rule: str
     rule_name: str
     camera: str
     start: float
+    seen: float
     alert: float
     end: float | None
     severity: str
@@ -112,6 +118,7 @@ def _record(found: dict[str, ReplayEvent], item: object) -> None:
             ev.rule_name,
             ev.camera,
             round(ev.start_t, 2),
+            round(ev.seen_t, 2),
             round(ev.alert_t if ev.alert_t is not None else ev.start_t, 2),
             None,
             ev.severity,

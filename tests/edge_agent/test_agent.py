@@ -111,6 +111,7 @@ def test_cli_replay_prints_one_json_line_per_event(model_dir: Path, synth_clip: 
     assert [{**x, "event_id": None} for x in lines] == [{**x, "event_id": None} for x in again]
     for line in lines:
         assert {"event_id", "rule", "camera", "start", "end", "severity", "score", "details"} <= line.keys()
+        assert line["start"] <= line["seen"] <= line["alert"]  # the model's first sighting, between
 
 
 def test_alerts_with_evidence_arrive_through_the_broker_despite_an_outage(
