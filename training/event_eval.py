@@ -17,10 +17,9 @@ counted from ``visible_start``, and the misses that were visible for at least T.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +102,7 @@ def score_clip(
         for gt in truth
         if id(gt) not in found and gt["visible_s"] >= limits.get(gt["rule"], 0.0) - ON_TIME_SLACK_S
     )
-    return dataclasses.replace(result, late_from_visible_s=late_seen, missed_visible=missed_visible)
+    return replace(result, late_from_visible_s=late_seen, missed_visible=missed_visible)
 
 
 def on_time_limits(config: EdgeConfig) -> dict[str, float]:
