@@ -28,8 +28,23 @@ PIXEL_THRESHOLD = 30  # a pixel changed when one of its colour channels moved th
 CHANGED_SHARE = 0.3  # a place changed when this share of its pixels did
 
 
+@dataclasses.dataclass(frozen=True)
+class Arrival:
+    """Where and when an object arrived: the first frame of the changed run, the place (box in the kept
+    frames' pixels) and how it looked before (the crop of the last frame that looked as before)."""
+
+    frame: Frame
+    box: tuple[int, int, int, int]
+    before: np.ndarray
+
+    @property
+    def t(self) -> float:
+        return self.frame.t
+
+
 class ArrivalClock:
-    """``push`` every frame of a camera; ``arrival(box, t)`` dates when what is in ``box`` got there."""
+    """``push`` every frame of a camera; ``arrival(box, t)`` dates when what is in ``box`` got there, and
+    ``still_there(arrival)`` tells whether its place still differs from how it looked before."""
 
     def __init__(self, lookback_s: float) -> None:
         self.lookback_s = lookback_s
@@ -43,7 +58,7 @@ class ArrivalClock:
 
     def arrival(
         self, box: np.ndarray, seen_t: float, frame_wh: tuple[int, int], lookback_s: float
-    ) -> Frame | None:
+    ) -> Arrival | None:
         """The first frame of the run of frames before ``seen_t`` (at most ``lookback_s`` before it) in which
         ``box`` (pixels of a ``frame_wh`` frame) differs from the earliest one, or None: no such run, or it
         reaches back to the earliest frame, so where it began is out of view. The frame's image is shrunk.
@@ -58,8 +73,7 @@ class ArrivalClock:
         if x2 - x1 < 2 or y2 - y1 < 2:
             return None
         crops = [f.image[y1:y2, x1:x2].astype(np.int16) for f in frames]
-        before = crops[0]
-        changed = [_changed_share(c, before) >= CHANGED_SHARE for c in crops]
+        changed = [_changed_share(c, crops[0]) >= CHANGED_SHARE for c in crops]
         k = len(frames) - 1
         while k > 0 and changed[k]:
             k -= 1
@@ -67,7 +81,16 @@ class ArrivalClock:
         # place looked the same in two frames is what says it was at rest before the run.
         if k == len(frames) - 1 or k == 0:
             return None
-        return frames[k + 1]
+        return Arrival(frames[k + 1], (x1, y1, x2, y2), crops[k])
+
+    def still_there(self, arrival: Arrival) -> bool:
+        """Whether the place of ``arrival`` in the newest frame still differs from how it looked before the
+        arrival (the object, or a hand over it, is there), rather than looking as it did (it has gone)."""
+        if not self._frames:
+            return False
+        x1, y1, x2, y2 = arrival.box
+        crop = self._frames[-1].image[y1:y2, x1:x2].astype(np.int16)
+        return crop.shape == arrival.before.shape and _changed_share(crop, arrival.before) >= CHANGED_SHARE
 
 
 def _changed_share(crop: np.ndarray, before: np.ndarray) -> float:

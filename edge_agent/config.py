@@ -144,6 +144,15 @@ class RuleConfig(BaseModel):
         description="with T counted from a dated arrival, how long the violation itself must have been "
         "seen before an alarm (at most T)",
     )
+    hidden_alarm_min_score: float | None = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="when the alarm falls due in a frame that does not show the violation (a chopping hand "
+        "over the food), alarm if nothing seen since contradicts it (board_misuse: no other food on the "
+        "board, and the food's place does not look as before it arrived) and the median score of its "
+        "sightings is at least this (Frigate's true-positive threshold); null: only on frames that show it",
+    )
 
     @property
     def start_to_alarm_s(self) -> float:

@@ -11,14 +11,18 @@ rule and details whose anchor box overlaps it. An episode may start before the f
 the pipeline passes the ``earlier`` frames (ones the motion gate had skipped) that already showed it, and
 the frame where the object behind it ``arrived`` at its place (arrival.py: a glove hides the food it puts
 down for a second). From an arrival, ``min_duration_s`` counts from it, and the violation itself must
-also have been seen for ``min_seen_s`` (at most ``min_duration_s``) before the alarm.
+also have been seen for ``min_seen_s`` (at most ``min_duration_s``) before the alarm. An alarm may fall
+due while a hand hides the violation: it comes then if every frame since the last hit was consistent with
+the violation going on out of sight (the pipeline asks the rule and the arrival clock) and its sightings
+were confident (median score at least ``hidden_alarm_min_score``), else with its next hit.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -27,6 +31,7 @@ import numpy as np
 import supervision as sv
 
 from brightkitchen.contract import DetailValue, Severity
+from edge_agent.arrival import Arrival
 from edge_agent.config import RuleConfig
 from edge_agent.rules.base import Hit
 from edge_agent.sources import TIME_SLACK_S as SLACK_S
@@ -80,6 +85,9 @@ class Event:
     ended: bool = False
     seq: int = -1
     media: list = field(default_factory=list)
+    arrival: Arrival | None = None  # where its object arrived, when dated
+    contradicted: bool = False  # a frame since its last hit was not consistent with it going on hidden
+    scores: list[float] = field(default_factory=list)  # of its sightings until the alert
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -110,6 +118,19 @@ class EventTracker:
         seen = min(cfg.min_seen_s, cfg.min_duration_s)
         return t - ev.start_t >= cfg.min_duration_s - SLACK_S and t - ev.seen_t >= seen - SLACK_S
 
+    def _alarms(self, ev: Event, t: float, shown: bool) -> bool:
+        """Whether pending ``ev`` alarms in the frame at time ``t``: it has lasted long enough with hits on
+        enough frames, and the frame shows it (``shown``) or every frame since its last hit was consistent
+        with it going on out of sight (a hand over the food when the alarm falls due) and its sightings
+        were confident (``hidden_alarm_min_score``)."""
+        cfg = self.rules[ev.rule_name]
+        if ev.hits / ev.frames < cfg.min_hit_ratio or not self._lasted(ev, t):
+            return False
+        if shown:
+            return True
+        floor = cfg.hidden_alarm_min_score
+        return floor is not None and not ev.contradicted and statistics.median(ev.scores) >= floor
+
     def _alive(self, ev: Event, t: float) -> bool:
         """Whether a hit at time ``t`` may still continue ``ev``: its last hit at most ``max_gap_s`` ago, or
         ``end_after_s`` once it has alerted."""
@@ -129,13 +150,17 @@ class EventTracker:
         frame: Frame,
         dets: sv.Detections,
         earlier: Mapping[tuple[int | str, ...], Sequence[Frame]] | None = None,
-        arrived: Mapping[tuple[int | str, ...], Frame] | None = None,
+        arrived: Mapping[tuple[int | str, ...], Arrival] | None = None,
+        hidden: Callable[[Event], bool] | None = None,
     ) -> list[EventChange]:
         """Fold this frame's hits into the episodes; returns the alerts, re-alarms and ends it causes.
 
         ``earlier``: for a hit that starts an episode, the consecutive frames just before this one that
         already showed it (oldest first); it was first seen on the first of them. ``arrived``: for such a
-        hit, the frame where its object arrived, when that is earlier; the episode starts there.
+        hit, where its object arrived, when that is earlier; the episode starts there.
+        ``hidden``: whether this frame, which does not show an episode, is consistent with it going on
+        out of sight (a hand over the food); an episode alarms when due in such a frame if every frame
+        since its last hit was, and its sightings were confident (``hidden_alarm_min_score``).
         """
         changes: list[EventChange] = []
         # A gap longer than max_gap_s ends the episode even when this frame shows it again: that is a new one.
@@ -159,18 +184,23 @@ class EventTracker:
             else:
                 self._continue(ev, hit, frame, dets)
             seen.add(id(ev))
+        for ev in self.open:
+            if id(ev) not in seen and ev.alert_t is None and not ev.contradicted:
+                ev.contradicted = hidden is None or not hidden(ev)
         for ev in list(self.open):
             cfg = self.rules[ev.rule_name]
             if ev.alert_t is None:
-                if self._lasted(ev, ev.last_t) and ev.hits / ev.frames >= cfg.min_hit_ratio:
+                shown = id(ev) in seen
+                if self._alarms(ev, frame.t, shown):
                     ev.alert_t = frame.t
                     log.info(
-                        "camera %s: %s alert %s (%s) after %.1f s, score %.2f",
+                        "camera %s: %s alert %s (%s) after %.1f s%s, score %.2f",
                         self.camera,
                         ev.rule,
                         ev.event_id,
                         ev.details,
                         frame.t - ev.start_t,
+                        "" if shown else f", hidden since {ev.last_t:.2f} s",
                         ev.score,
                     )
                     changes.append(EventChange("new", ev))
@@ -200,12 +230,13 @@ class EventTracker:
         return None
 
     def _start(
-        self, hit: Hit, frame: Frame, dets: sv.Detections, earlier: Sequence[Frame], arrived: Frame | None
+        self, hit: Hit, frame: Frame, dets: sv.Detections, earlier: Sequence[Frame], arrived: Arrival | None
     ) -> Event:
         cfg = self.rules[hit.rule_name]
         best = BestFrame(frame, dets, hit.indices, hit.score)
         seen = earlier[0] if earlier else frame
-        first = arrived if arrived is not None and arrived.t < seen.t else seen
+        arrival = arrived if arrived is not None and arrived.t < seen.t else None
+        first = arrival.frame if arrival is not None else seen
         if first is not seen:
             log.debug(
                 "camera %s: %s episode %s first seen at %.2f s, its object arrived at %.2f s",
@@ -233,14 +264,19 @@ class EventTracker:
             best,
             hits=1 + len(earlier),
             frames=1 + len(earlier),
+            arrival=arrival,
+            scores=[hit.score],
         )
 
     @staticmethod
     def _continue(ev: Event, hit: Hit, frame: Frame, dets: sv.Detections) -> None:
         ev.hits += 1
+        ev.contradicted = False
         ev.last_t, ev.last_at, ev.anchor = frame.t, frame.at, hit.anchor
         # The best frame is frozen at the alert: its snapshot is sent then, and every later message of the
         # event must carry the detections of that same frame (the review and the dataset export rely on it).
+        if ev.alert_t is None:
+            ev.scores.append(hit.score)
         if ev.alert_t is None and hit.score > ev.best.score:
             ev.best = BestFrame(frame, dets, hit.indices, hit.score)
         ev.score = max(ev.score, hit.score)

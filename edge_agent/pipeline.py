@@ -19,11 +19,12 @@ import hashlib
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 
 import supervision as sv
 
 from brightkitchen.contract import MediaRef
-from edge_agent.arrival import ArrivalClock
+from edge_agent.arrival import Arrival, ArrivalClock
 from edge_agent.config import CameraConfig, EdgeConfig
 from edge_agent.detector import Detector, DetectorSlot
 from edge_agent.events import Event, EventChange, EventTracker, same_place
@@ -98,7 +99,7 @@ class CameraPipeline:
             self._use(detector)
         self.frames_seen += 1
         earlier: dict[tuple[int | str, ...], list[Frame]] = {}
-        arrived: dict[tuple[int | str, ...], Frame] = {}
+        arrived: dict[tuple[int | str, ...], Arrival] = {}
         if self.gate.check(frame.image, frame.t, alarm_due=self.events.alarm_due(frame.t)):
             self._dets = self._detect(self._tracker, frame, detector)
             hits = self._hits(self._dets, frame)
@@ -113,7 +114,7 @@ class CameraPipeline:
         if self._arrivals is not None:
             self._arrivals.push(frame)
         out: list[Output] = []
-        for change in self.events.update(hits, frame, self._dets, earlier, arrived):
+        for change in self.events.update(hits, frame, self._dets, earlier, arrived, self._hidden(frame)):
             out.extend(self._with_evidence(change))
         if self.evidence is not None:
             out.extend(self._clips(self.evidence.push(frame)))
@@ -159,11 +160,11 @@ class CameraPipeline:
 
     def _arrived(
         self, fresh: list[Hit], earlier: dict[tuple[int | str, ...], list[Frame]], frame: Frame
-    ) -> dict[tuple[int | str, ...], Frame]:
-        """For fresh hits that name the object behind them: the frame where it arrived, where dated."""
+    ) -> dict[tuple[int | str, ...], Arrival]:
+        """For fresh hits that name the object behind them: where and when it arrived, where dated."""
         if self._arrivals is None:
             return {}
-        arrived: dict[tuple[int | str, ...], Frame] = {}
+        arrived: dict[tuple[int | str, ...], Arrival] = {}
         for hit in fresh:
             lookback = self._lookback[hit.rule_name]
             if hit.arrived is None or not lookback:
@@ -173,6 +174,19 @@ class CameraPipeline:
             if when is not None:
                 arrived[hit.key] = when
         return arrived
+
+    def _hidden(self, frame: Frame) -> Callable[[Event], bool]:
+        """Whether ``frame`` is consistent with an episode it does not show going on hidden: its object's
+        place still differs from how it looked before the object arrived (so an episode needs a dated
+        arrival), and its rule finds nothing there that contradicts it."""
+        rules = {rule.name: rule for rule in self._rules}
+
+        def hidden(ev: Event) -> bool:
+            if ev.arrival is None or self._arrivals is None or not self._arrivals.still_there(ev.arrival):
+                return False
+            return rules[ev.rule_name].still_hidden(self._dets, ev.anchor, ev.details, frame.size, frame.at)
+
+        return hidden
 
     def finish(self) -> list[Output]:
         """End open events and finish pending clips (end of a video, shutdown)."""

@@ -7,6 +7,7 @@ sees in that frame. Timing (minimum duration, gaps, re-alarm) is the event stage
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import ClassVar
@@ -108,14 +109,30 @@ class Rule(ABC):
             return []
         if self._last is not None and self._last[0] is dets and self._last[1] == frame_wh:
             return self._last[2]  # the motion gate skipped the frame: the same detections stand
-        inside = np.ones(len(dets), dtype=bool)
-        if self._roi is not None:
-            w, h = frame_wh
-            feet = np.stack([(dets.xyxy[:, 0] + dets.xyxy[:, 2]) / 2 / w, dets.xyxy[:, 3] / h], axis=1)
-            inside = points_in_polygon(feet, self._roi)
-        hits = self.find(dets, np.flatnonzero(inside), frame_wh)
+        hits = self.find(dets, self.in_roi(dets, frame_wh), frame_wh)
         self._last = (dets, frame_wh, hits)
         return hits
+
+    def in_roi(self, dets: sv.Detections, frame_wh: tuple[int, int]) -> np.ndarray:
+        """Rows of the detections whose foot (bottom middle) lies in the ROI."""
+        if self._roi is None:
+            return np.arange(len(dets))
+        w, h = frame_wh
+        feet = np.stack([(dets.xyxy[:, 0] + dets.xyxy[:, 2]) / 2 / w, dets.xyxy[:, 3] / h], axis=1)
+        return np.flatnonzero(points_in_polygon(feet, self._roi))
+
+    def still_hidden(
+        self,
+        dets: sv.Detections,
+        anchor: np.ndarray,
+        details: Mapping[str, DetailValue],
+        frame_wh: tuple[int, int],
+        at: datetime,
+    ) -> bool:
+        """Whether this frame, which shows no hit of an episode (at ``anchor``, with ``details``), is
+        consistent with the violation going on out of sight (events.py may then alarm when due). A rule
+        that cannot tell says no: its episodes alarm only on frames that show them."""
+        return False
 
     @abstractmethod
     def find(self, dets: sv.Detections, candidates: np.ndarray, frame_wh: tuple[int, int]) -> list[Hit]:

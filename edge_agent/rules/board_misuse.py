@@ -10,15 +10,20 @@ alert and a knife hiding the food for a moment does not start a new one (see eve
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
 import supervision as sv
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge_agent.rules.base import Hit, Rule
+from brightkitchen.contract import DetailValue
+from edge_agent.rules.base import Hit, Rule, is_active
+from edge_agent.tracking import iou_matrix
 
 log = logging.getLogger(__name__)
+SAME_BOARD_IOU = 0.5  # boards lie still: the episode's board is the one at (about) its last box
 
 
 class Params(BaseModel):
@@ -34,25 +39,8 @@ class BoardMisuse(Rule):
     Params = Params
 
     def find(self, dets: sv.Detections, candidates: np.ndarray, frame_wh: tuple[int, int]) -> list[Hit]:
-        kinds, attrs = self.labels.kinds(dets), self.labels.attributes(dets)
-        boards = [i for i in candidates if kinds[i] == "board"]
-        foods = [i for i in candidates if kinds[i] == "food"]
-        if not boards or not foods:
-            return []
-        xyxy = dets.xyxy
-        areas = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
         hits: dict[tuple[int | str, ...], Hit] = {}
-        for f in foods:
-            x = (xyxy[f, 0] + xyxy[f, 2]) / 2
-            y = xyxy[f, 3] if self.params.anchor == "bottom" else (xyxy[f, 1] + xyxy[f, 3]) / 2
-            under = [b for b in boards if xyxy[b, 0] <= x <= xyxy[b, 2] and xyxy[b, 1] <= y <= xyxy[b, 3]]
-            if not under:
-                continue
-            b = min(under, key=lambda i: areas[i])
-            colour, food = attrs[b], attrs[f]
-            if colour not in self.palette:
-                log.debug("board colour %r is not in the palette; rule %s ignores it", colour, self.name)
-                continue
+        for b, f, colour, food in self._placed(dets, candidates):
             if food in self.palette[colour]:
                 continue
             key = (self.track_id(dets, b), str(food))
@@ -64,12 +52,57 @@ class BoardMisuse(Rule):
                 self.name,
                 key,
                 max(score, old.score if old else 0.0),
-                xyxy[b].copy(),
+                dets.xyxy[b].copy(),
                 indices,
                 {"board_colour": str(colour), "food": str(food)},
-                xyxy[f].copy() if old is None else old.arrived,
+                dets.xyxy[f].copy() if old is None else old.arrived,
             )
         return list(hits.values())
+
+    def still_hidden(
+        self,
+        dets: sv.Detections,
+        anchor: np.ndarray,
+        details: Mapping[str, DetailValue],
+        frame_wh: tuple[int, int],
+        at: datetime,
+    ) -> bool:
+        """The episode's board (at ``anchor``) is in view and holds no food of another category: a food read
+        as another one there says the earlier reads may have been a misread, or the food was swapped."""
+        if len(dets) == 0 or not is_active(self._spans, at):
+            return False
+        candidates = self.in_roi(dets, frame_wh)
+        kinds = self.labels.kinds(dets)
+        boards = [i for i in candidates if kinds[i] == "board"]
+        if not boards:
+            return False
+        overlap = iou_matrix(anchor[None], dets.xyxy[boards])[0]
+        if overlap.max() < SAME_BOARD_IOU:
+            return False
+        board = boards[int(overlap.argmax())]
+        return all(food == details["food"] for b, _, _, food in self._placed(dets, candidates) if b == board)
+
+    def _placed(self, dets: sv.Detections, candidates: np.ndarray) -> list[tuple[int, int, str, str]]:
+        """(board row, food row, board colour, food category) for each food lying on a board of a colour
+        in the palette."""
+        kinds, attrs = self.labels.kinds(dets), self.labels.attributes(dets)
+        boards = [i for i in candidates if kinds[i] == "board"]
+        foods = [i for i in candidates if kinds[i] == "food"]
+        xyxy = dets.xyxy
+        areas = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+        placed = []
+        for f in foods if boards else []:
+            x = (xyxy[f, 0] + xyxy[f, 2]) / 2
+            y = xyxy[f, 3] if self.params.anchor == "bottom" else (xyxy[f, 1] + xyxy[f, 3]) / 2
+            under = [b for b in boards if xyxy[b, 0] <= x <= xyxy[b, 2] and xyxy[b, 1] <= y <= xyxy[b, 3]]
+            if not under:
+                continue
+            b = min(under, key=lambda i: areas[i])
+            if attrs[b] not in self.palette:
+                log.debug("board colour %r is not in the palette; rule %s ignores it", attrs[b], self.name)
+                continue
+            placed.append((int(b), int(f), str(attrs[b]), str(attrs[f])))
+        return placed
 
 
 RULE = BoardMisuse

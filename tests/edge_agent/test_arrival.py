@@ -49,3 +49,16 @@ def test_no_arrival_when_the_place_looked_the_same_up_to_the_sighting() -> None:
 def test_frames_older_than_the_lookback_are_forgotten() -> None:
     clock = _clock(glove_from=3.0, food_from=4.0, until=4.0, lookback_s=0.5)
     assert clock.arrival(FOOD, seen_t=4.0, frame_wh=(640, 360), lookback_s=2.5) is None  # begun > 0.5 s ago
+
+
+def test_the_place_still_differs_while_the_food_is_there_and_not_once_it_has_gone() -> None:
+    """Tuning clip 7100-001: a food read wrongly for 2.5 s was taken away as its alarm fell due; the bare
+    board says it has gone, where a hand over it would not."""
+    clock = _clock(glove_from=3.0, food_from=4.0, until=4.0)
+    arrival = clock.arrival(FOOD, seen_t=4.0, frame_wh=(640, 360), lookback_s=2.5)
+    assert arrival is not None
+    noise = np.random.default_rng(1)
+    clock.push(frame(6.0, image=_scene(6.0, glove_from=3.0, food_from=4.0, noise=noise)))
+    assert clock.still_there(arrival)
+    clock.push(frame(6.2, image=_scene(6.2, glove_from=9.0, food_from=9.0, noise=noise)))  # taken away
+    assert not clock.still_there(arrival)

@@ -252,3 +252,30 @@ def test_a_container_split_into_several_boxes_makes_one_stack() -> None:
 def test_unknown_rule_type_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="known: board_misuse, stacked_containers"):
         rule_class("no_gloves")
+
+
+def test_board_misuse_still_hidden_while_its_board_holds_no_other_food() -> None:
+    """A hand over the meat on the blue board: the board alone, or with more meat, is consistent with the
+    meat still lying there; another food on it (the meat was a misread), another board, or no board in view
+    is not."""
+    rule, blue = _board(), np.array([100, 100, 300, 250], float)
+    meat = {"board_colour": "blue", "food": "raw_meat"}
+    board = ("board_blue", 102, 100, 300, 252)
+
+    def hidden(*rows: tuple) -> bool:
+        return rule.still_hidden(dets(*rows), blue, meat, WH, T0)
+
+    assert hidden(board)
+    assert hidden(board, ("raw_meat", 250, 140, 290, 180))  # more of the same wrong food
+    assert not hidden(board, ("raw_seafood", 150, 140, 200, 180))  # allowed: the meat was a misread?
+    assert not hidden(board, ("cooked_food", 150, 140, 200, 180))  # read as another wrong food
+    assert not hidden(("board_green", 320, 100, 520, 250))
+    assert not hidden()
+    # food on another board does not count
+    assert hidden(board, ("board_green", 320, 100, 520, 250), ("vegetable", 350, 140, 400, 180))
+
+
+def test_stacked_containers_never_alarm_hidden() -> None:
+    (rule,) = build_rules([rule_cfg("stacked_containers")], LABEL_MAP, DEFAULT_PALETTE)
+    box = np.array([100, 100, 300, 250.0])
+    assert not rule.still_hidden(dets(("container", 100, 100, 300, 250)), box, {"containers": 2}, WH, T0)
