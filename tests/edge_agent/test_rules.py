@@ -256,8 +256,8 @@ def test_unknown_rule_type_names_the_known_ones() -> None:
 
 def test_board_misuse_still_hidden_while_its_board_holds_no_other_food() -> None:
     """A hand over the meat on the blue board: the board alone, or with more meat, is consistent with the
-    meat still lying there; another food on it (the meat was a misread), another board, or no board in view
-    is not."""
+    meat still lying there; another food read confidently on it (the meat was a misread), another board, or
+    no board in view is not."""
     rule, blue = _board(), np.array([100, 100, 300, 250], float)
     meat = {"board_colour": "blue", "food": "raw_meat"}
     board = ("board_blue", 102, 100, 300, 252)
@@ -269,6 +269,9 @@ def test_board_misuse_still_hidden_while_its_board_holds_no_other_food() -> None
     assert hidden(board, ("raw_meat", 250, 140, 290, 180))  # more of the same wrong food
     assert not hidden(board, ("raw_seafood", 150, 140, 200, 180))  # allowed: the meat was a misread?
     assert not hidden(board, ("cooked_food", 150, 140, 200, 180))  # read as another wrong food
+    # held-out 7001-004: a hand over cooked food on the blue board read as raw seafood at 0.59-0.68; a
+    # reading below the confidence a hidden alarm needs (hidden_alarm_min_score) contradicts nothing
+    assert hidden(board, ("raw_seafood", 150, 140, 200, 180, 0.68))
     assert not hidden(("board_green", 320, 100, 520, 250))
     assert not hidden()
     # food on another board does not count
