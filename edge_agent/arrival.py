@@ -9,7 +9,8 @@ frame of that run of changed frames. It dates nothing when it cannot see the run
 changed before the frames it keeps, or it looked as before right up to the first sighting.
 
 A dated arrival only moves an episode's start; the event stage still wants the violation itself seen
-for ``min_seen_s`` before it alarms (events.py).
+for ``min_seen_s`` before it alarms (events.py). The place's look before the arrival also tells later
+whether the object is still there (``still_there``) when a hand hides it as its alarm falls due.
 """
 
 from __future__ import annotations
