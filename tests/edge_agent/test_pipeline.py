@@ -67,38 +67,40 @@ def test_rate_cap_does_not_delay_the_onset_of_an_episode(model_dir: Path) -> Non
     assert alerts[0].alert_t == pytest.approx(onset / FPS + 3.0)
 
 
+def _held_out_clip(index: int, tmp_path: Path) -> tuple[Path, dict]:
+    """Render held-out clip 7002-``index`` (the ``train synth-clips --seed 7002`` set) and return it with
+    its board-misuse ground truth."""
+    clips = pytest.importorskip("training.synth.clips")
+    rng = clips.clip_rng(7002, index)
+    script = clips.make_script(rng, clean=bool(rng.random() < 0.25))
+    video = tmp_path / "clip.mp4"
+    info = clips.write_clip(video, script, 12.0, rng, "cam1", 7002)
+    return video, next(e for e in info.events if e["rule"] == "board_misuse")
+
+
+def _board_alerts(video: Path, model_dir: Path, **rule: object) -> list[dict]:
+    """Replay ``video`` at 5 fps with one board_misuse rule (``rule``: its settings); its alerts."""
+    from edge_agent.replay import replay_video
+
+    cfg = edge_cfg(
+        model={"path": str(model_dir)},
+        cameras=[
+            {"id": "cam1", "source": str(video), "fps": FPS, "rules": [{"type": "board_misuse", **rule}]}
+        ],
+    )
+    return [e.as_dict() for e in replay_video(video, config=cfg)]
+
+
 def test_food_put_down_under_a_glove_dates_its_episode_from_the_arrival(
     model_dir: Path, tmp_path: Path
 ) -> None:
     """Held-out clip 7002-002: a glove puts raw seafood on the red board at 13.08 s and covers it until
     13.92 s; the model names it from about 14.3 s. The episode starts where the food's place began to
     change, so the alarm comes within T + 1 s of the true onset instead of 0.17 s after it."""
-    clips = pytest.importorskip("training.synth.clips")
-    from edge_agent.replay import replay_video
-
-    rng = clips.clip_rng(7002, 2)
-    script = clips.make_script(rng, clean=bool(rng.random() < 0.25))
-    video = tmp_path / "clip.mp4"
-    info = clips.write_clip(video, script, 12.0, rng, "cam1", 7002)
-    truth = next(e for e in info.events if e["rule"] == "board_misuse")
+    video, truth = _held_out_clip(2, tmp_path)
     assert truth["visible_start"] - truth["start"] > 0.5, "the glove hides the onset"
-
-    def board_alert(lookback_s: float) -> dict:
-        cfg = edge_cfg(
-            model={"path": str(model_dir)},
-            cameras=[
-                {
-                    "id": "cam1",
-                    "source": str(video),
-                    "fps": FPS,
-                    "rules": [{"type": "board_misuse", "arrival_lookback_s": lookback_s}],
-                }
-            ],
-        )
-        (alert,) = (e.as_dict() for e in replay_video(video, config=cfg) if e.rule == "board_misuse")
-        return alert
-
-    dated, sighted = board_alert(2.5), board_alert(0)
+    (dated,) = _board_alerts(video, model_dir, arrival_lookback_s=2.5)
+    (sighted,) = _board_alerts(video, model_dir, arrival_lookback_s=0)
     assert truth["start"] - 1.0 <= dated["start"] <= truth["start"] + 0.3 < sighted["start"]
     assert dated["alert"] - truth["start"] <= 3.0 + 1.0
 
@@ -120,23 +122,8 @@ def test_an_alarm_due_under_a_chopping_hand_comes_without_waiting_for_the_food(
     """Held-out clip 7002-007: cooked food on the blue board from 13.0 s, seen from 14.0 s, then under a
     cleaver for 2.6 s (longer than max_gap_s) just as its alarm fell due: the episode faded and the event
     was missed. The alarm now comes under the hand, within T + 1 s of the onset."""
-    clips = pytest.importorskip("training.synth.clips")
-    from edge_agent.replay import replay_video
-
-    rng = clips.clip_rng(7002, 7)
-    script = clips.make_script(rng, clean=bool(rng.random() < 0.25))
-    video = tmp_path / "clip.mp4"
-    info = clips.write_clip(video, script, 12.0, rng, "cam1", 7002)
-    truth = next(e for e in info.events if e["rule"] == "board_misuse")
-
-    def board_alerts(min_score: float | None) -> list[dict]:
-        rule = {"type": "board_misuse", "hidden_alarm_min_score": min_score}
-        cfg = edge_cfg(
-            model={"path": str(model_dir)},
-            cameras=[{"id": "cam1", "source": str(video), "fps": FPS, "rules": [rule]}],
-        )
-        return [e.as_dict() for e in replay_video(video, config=cfg) if e.rule == "board_misuse"]
-
-    (alert,) = board_alerts(0.7)
+    video, truth = _held_out_clip(7, tmp_path)
+    (alert,) = _board_alerts(video, model_dir, hidden_alarm_min_score=0.7)
     assert truth["start"] <= alert["alert"] <= truth["start"] + 3.0 + 1.0
-    assert all(a["alert"] > truth["start"] + 3.0 + 1.0 for a in board_alerts(None))
+    waited = _board_alerts(video, model_dir, hidden_alarm_min_score=None)
+    assert all(a["alert"] > truth["start"] + 3.0 + 1.0 for a in waited)
