@@ -211,6 +211,18 @@ class CameraConfig(_Strict):
     offline_after_s: float = Field(15.0, gt=0, description="no frame for this long: reported offline")
     rules: list[RuleConfig] = Field(default_factory=list)
 
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_names(cls, rules: list[RuleConfig]) -> list[RuleConfig]:
+        # Episodes and their timing are looked up by rule name (its type when unnamed).
+        seen: set[str] = set()
+        for rule in rules:
+            name = rule.name or rule.type
+            if name in seen:
+                raise ValueError(f"two rules are named {name!r}; give each rule of a type its own name")
+            seen.add(name)
+        return rules
+
 
 class EdgeConfig(_Strict):
     agent: AgentSection

@@ -164,6 +164,22 @@ def test_duplicate_camera_ids(tmp_path: Path) -> None:
     assert problems == ["cameras: Value error, camera id 'prep-1' is used twice"]
 
 
+def test_two_rules_of_a_camera_need_their_own_names(tmp_path: Path) -> None:
+    """Episodes and their timing are looked up by rule name: a second unnamed board_misuse rule (another
+    ROI) took over the first one's timing."""
+    data = _edge_data()
+    rules = data["cameras"][0]["rules"]
+    rules.append({**rules[0], "name": None})
+    rules[0]["name"] = None
+    problems = _error(_write(tmp_path, data)).problems
+    assert problems == [
+        "cameras[0].rules: Value error, two rules are named 'board_misuse'; "
+        "give each rule of a type its own name"
+    ]
+    rules[-1]["name"] = "counter-2"
+    load_edge_config(_write(tmp_path, data))
+
+
 @pytest.mark.parametrize(
     ("text", "line", "column"),
     [
