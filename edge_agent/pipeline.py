@@ -69,7 +69,7 @@ class CameraPipeline:
         self.frames_detected = 0
         self.inference_ms_total = 0.0
         self._detector: Detector | None = None
-        self._rules: list[Rule] = []
+        self._rules: dict[str, Rule] = {}  # by name
         self._tracker = Tracker()
         self._dets = sv.Detections.empty()
         self._awaiting_clip: dict[str, Event] = {}
@@ -84,7 +84,10 @@ class CameraPipeline:
         if self._detector is not None:
             log.info("camera %s now uses model %s", self.camera.id, detector.card.ref)
         self._detector = detector
-        self._rules = build_rules(self.camera.rules, LabelMap(detector.labels), self.cfg.palette)
+        self._rules = {
+            rule.name: rule
+            for rule in build_rules(self.camera.rules, LabelMap(detector.labels), self.cfg.palette)
+        }
         self._tracker = Tracker.from_config(self.cfg.tracking, detector.labels)
         self._dets = sv.Detections.empty()
 
@@ -127,7 +130,7 @@ class CameraPipeline:
         return tracker.update(raw, frame.t)
 
     def _hits(self, dets: sv.Detections, frame: Frame) -> list[Hit]:
-        return [hit for rule in self._rules for hit in rule.evaluate(dets, frame.size, frame.at)]
+        return [hit for rule in self._rules.values() for hit in rule.evaluate(dets, frame.size, frame.at)]
 
     def _backfill(self, fresh: list[Hit], detector: Detector) -> dict[tuple[int | str, ...], list[Frame]]:
         """The skipped frames (newest first, while any still shows one) that already showed ``fresh`` hits.
@@ -179,12 +182,13 @@ class CameraPipeline:
         """Whether ``frame`` is consistent with an episode it does not show going on hidden: its object's
         place still differs from how it looked before the object arrived (so an episode needs a dated
         arrival), and its rule finds nothing there that contradicts it."""
-        rules = {rule.name: rule for rule in self._rules}
 
         def hidden(ev: Event) -> bool:
             if ev.arrival is None or self._arrivals is None or not self._arrivals.still_there(ev.arrival):
                 return False
-            return rules[ev.rule_name].still_hidden(self._dets, ev.anchor, ev.details, frame.size, frame.at)
+            return self._rules[ev.rule_name].still_hidden(
+                self._dets, ev.anchor, ev.details, frame.size, frame.at
+            )
 
         return hidden
 
