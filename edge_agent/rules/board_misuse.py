@@ -43,7 +43,7 @@ class BoardMisuse(Rule):
         for b, f, colour, food in self._placed(dets, candidates):
             if food in self.palette[colour]:
                 continue
-            key = (self.track_id(dets, b), str(food))
+            key = (self.track_id(dets, b), food)
             score = float(min(dets.confidence[b], dets.confidence[f])) if dets.confidence is not None else 1.0
             old = hits.get(key)
             indices = (int(b), int(f)) if old is None else (*old.indices, int(f))
@@ -54,7 +54,7 @@ class BoardMisuse(Rule):
                 max(score, old.score if old else 0.0),
                 dets.xyxy[b].copy(),
                 indices,
-                {"board_colour": str(colour), "food": str(food)},
+                {"board_colour": colour, "food": food},
                 dets.xyxy[f].copy() if old is None else old.arrived,
             )
         return list(hits.values())
@@ -71,7 +71,7 @@ class BoardMisuse(Rule):
         confidence a hidden alarm needs (``hidden_alarm_min_score``): that says the earlier reads may have
         been a misread, or the food was swapped. A hand over the food is often read as some food at 0.4-0.7
         (held-out 7001-004: cooked food under a knife as raw seafood, 0.59-0.68), which says nothing."""
-        if len(dets) == 0 or not is_active(self._spans, at):
+        if not is_active(self._spans, at):
             return False
         candidates = self.in_roi(dets, frame_wh)
         kinds = self.labels.kinds(dets)
