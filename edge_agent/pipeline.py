@@ -170,10 +170,10 @@ class CameraPipeline:
         arrived: dict[tuple[int | str, ...], Arrival] = {}
         for hit in fresh:
             lookback = self._lookback[hit.rule_name]
-            if hit.arrived is None or not lookback:
+            if hit.subject is None or not lookback:
                 continue
             seen_t = earlier[hit.key][0].t if hit.key in earlier else frame.t
-            when = self._arrivals.arrival(hit.arrived, seen_t, frame.size, lookback)
+            when = self._arrivals.arrival(hit.subject, seen_t, frame.size, lookback)
             if when is not None:
                 arrived[hit.key] = when
         return arrived

@@ -27,9 +27,9 @@ class Hit:
 
     ``key`` identifies the episode within its rule (built from track ids); ``anchor`` is the pixel box
     where it happens, used to continue an episode when a track id changes; ``indices`` are the rows of
-    the frame's detections behind it. ``arrived`` is the box of the object whose arrival began it (the
-    food put on the board), where the rule has one: a new episode starts when that place changed
-    (arrival.py).
+    the frame's detections behind it. ``subject`` is the box of the object behind it (the food on the
+    board), where the rule has one: a new episode starts when that place changed (arrival.py), and the
+    same object read as another category continues its episode (events.py).
     """
 
     rule: str
@@ -39,7 +39,7 @@ class Hit:
     anchor: np.ndarray
     indices: tuple[int, ...]
     details: dict[str, DetailValue] = field(default_factory=dict)
-    arrived: np.ndarray | None = None
+    subject: np.ndarray | None = None
 
 
 class NoParams(BaseModel):

@@ -4,7 +4,8 @@ Board colour and food category come from the label map (``kind`` board/food, ``a
 the allowed categories per colour from the config's palette. A food lies on a board when its anchor point
 (box centre, or the middle of its bottom edge) is inside the board's box; with several boards the smallest
 one containing it wins. One episode per board and food category, so two steaks on a blue board are one
-alert and a knife hiding the food for a moment does not start a new one (see events.py for the gaps).
+alert and a knife hiding the food for a moment does not start a new one (see events.py for the gaps); the
+hit's ``subject`` is its food, so the same food read as another wrong category stays one episode.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class BoardMisuse(Rule):
                 dets.xyxy[b].copy(),
                 indices,
                 {"board_colour": colour, "food": food},
-                dets.xyxy[f].copy() if old is None else old.arrived,
+                dets.xyxy[f].copy() if old is None else old.subject,
             )
         return list(hits.values())
 

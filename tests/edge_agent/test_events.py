@@ -15,7 +15,7 @@ from .helpers import dets, frame, rule_cfg
 FPS = 5
 
 
-def _hit(key=(1, "raw_meat"), score=0.8, box=(100, 100, 300, 250)) -> Hit:
+def _hit(key=(1, "raw_meat"), score=0.8, box=(100, 100, 300, 250), food=None, food_box=None) -> Hit:
     return Hit(
         "board_misuse",
         "board_misuse",
@@ -23,7 +23,8 @@ def _hit(key=(1, "raw_meat"), score=0.8, box=(100, 100, 300, 250)) -> Hit:
         score,
         np.array(box, float),
         (0, 1),
-        {"board_colour": "blue", "food": "raw_meat"},
+        {"board_colour": "blue", "food": food or str(key[1])},
+        None if food_box is None else np.array(food_box, float),
     )
 
 
@@ -97,6 +98,27 @@ def test_new_track_id_in_the_same_place_continues_the_episode() -> None:
     tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3)])
     out = _run(tr, 20, lambda t: [_hit(key=(1 if t < 6 else 9, "raw_meat"))] if t < 10 else [])
     assert [p for _, p, _ in out] == ["new", "end"]
+
+
+def test_one_food_read_as_another_wrong_category_stays_one_event() -> None:
+    """Held-out 7006-009: cooked food on the blue board, read as raw meat for a while (both wrong there)."""
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3)])
+
+    def hits(t: float) -> list[Hit]:
+        food = "raw_meat" if 4 <= t < 8 else "cooked_food"
+        return [_hit(key=(1, food), food_box=(150, 140, 200, 180))] if t < 10 else []
+
+    out = _run(tr, 20, hits)
+    assert [p for _, p, _ in out] == ["new", "end"]
+    assert out[0][2].details["food"] == "cooked_food"
+
+
+def test_two_wrong_foods_on_one_board_make_two_events() -> None:
+    tr = EventTracker("cam1", [rule_cfg("board_misuse", min_duration_s=3)])
+    meat = _hit(key=(1, "raw_meat"), food_box=(150, 140, 200, 180))
+    fish = _hit(key=(1, "cooked_food"), food_box=(230, 140, 280, 180))
+    out = _run(tr, 20, lambda t: [meat, fish] if t < 10 else [])
+    assert sorted(p for _, p, _ in out) == ["end", "end", "new", "new"]
 
 
 def test_two_boards_make_two_events() -> None:
