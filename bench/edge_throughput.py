@@ -282,6 +282,8 @@ def run_ultralytics(args: argparse.Namespace) -> dict[str, Any]:
     from ultralytics import YOLO
 
     from brightkitchen.model_card import LABELS_FILE, LabelInfo
+    from edge_agent.config import ModelSection
+    from edge_agent.detector import class_thresholds
     from edge_agent.events import EventTracker
     from edge_agent.rules import build_rules
     from edge_agent.rules.base import LabelMap
@@ -297,8 +299,10 @@ def run_ultralytics(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(
             f"{args.weights} classes {names} differ from {args.model}'s labels: not the same model"
         )
+    # The edge's least score per kind (food lower): predict at the lowest, keep each box above its class's.
+    floors = class_thresholds(labels, args.conf, ModelSection(path=args.model).confidence_by_kind)
     predict = functools.partial(
-        model.predict, imgsz=args.imgsz, conf=args.conf, iou=args.iou, device="cpu", verbose=False
+        model.predict, imgsz=args.imgsz, conf=float(floors.min()), iou=args.iou, device="cpu", verbose=False
     )
     list(predict(source=_first_frame(clips[0])))  # set up the predictor and warm up, like the other side
     torch.set_num_threads(args.threads)
@@ -326,7 +330,8 @@ def run_ultralytics(args: argparse.Namespace) -> dict[str, Any]:
             p0 = time.perf_counter()
             t_s = (n * stride - 1) / file_fps  # vid_stride keeps frames k-1, 2k-1, ...
             frame = Frame(cam.id, n - 1, t_s, started + timedelta(seconds=t_s), result.orig_img)
-            dets = tracker.update(sv.Detections.from_ultralytics(result), t_s)
+            raw = sv.Detections.from_ultralytics(result)
+            dets = tracker.update(raw[raw.confidence >= floors[raw.class_id]], t_s)
             hits = [hit for rule in rules for hit in rule.evaluate(dets, frame.size, frame.at)]
             log.add(events.update(hits, frame, dets))
             stages["ours"] += (time.perf_counter() - p0) * 1000
@@ -576,7 +581,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--conf",
         type=float,
         default=model_defaults["confidence"],
-        help="confidence threshold, both sides (default: the edge's)",
+        help="confidence threshold, both sides; food keeps the edge's own (default: the edge's)",
     )
     p.add_argument(
         "--iou", type=float, default=model_defaults["iou"], help="NMS IoU, both sides (default: the edge's)"

@@ -24,6 +24,9 @@ CARD_FILE = "card.json"
 EMPTY = "empty"  # the attribute of a container class that holds no food
 
 
+Kind = Literal["board", "food", "container", "other"]
+
+
 class LabelInfo(BaseModel):
     """One class of the detector and what it means to the rules."""
 
@@ -31,7 +34,7 @@ class LabelInfo(BaseModel):
 
     id: int = Field(ge=0)
     name: str
-    kind: Literal["board", "food", "container", "other"]
+    kind: Kind
     attribute: str | None = None  # board colour, food category, or EMPTY for a container without food
 
 

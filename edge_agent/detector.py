@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
+def class_thresholds(labels: list[LabelInfo], confidence: float, by_kind: Mapping[str, float]) -> np.ndarray:
+    """Least score per class: ``by_kind`` for the classes of those kinds, ``confidence`` for the rest."""
+    return np.array([by_kind.get(label.kind, confidence) for label in labels], dtype=np.float32)
+
+
 class Detector:
     """One ONNX Runtime session for a model folder; safe to share between camera threads."""
 
@@ -156,7 +162,7 @@ class Detector:
     def detect(
         self,
         frame: np.ndarray,
-        confidence: float = 0.25,
+        confidence: float | np.ndarray = 0.25,
         iou: float = 0.7,
         max_det: int = 300,
         multi_label: bool = False,
@@ -173,25 +179,28 @@ class Detector:
         raw: np.ndarray,
         box: Letterbox,
         frame_hw: tuple[int, int],
-        confidence: float,
+        confidence: float | np.ndarray,
         iou: float,
         max_det: int,
         multi_label: bool = False,
     ) -> sv.Detections:
         """Decode the (1, 4+classes, anchors) output: best class per anchor, threshold, class-wise NMS.
 
-        ``multi_label`` keeps every class above ``confidence`` of an anchor as its own candidate, as
-        Ultralytics' validator does for mAP; the edge keeps only the best class.
+        ``confidence``: one least score, or one per class (``class_thresholds``). ``multi_label`` keeps
+        every class above it of an anchor as its own candidate, as Ultralytics' validator does for mAP; the
+        edge keeps only the best class.
         """
         out = raw[0]  # (4 + classes) x anchors; reduce along contiguous rows, transpose only the survivors
+        floor = np.broadcast_to(np.asarray(confidence, dtype=np.float32), (out.shape[0] - 4,))
         if multi_label:
-            class_id, anchors = np.nonzero(out[4:] > confidence)
+            class_id, anchors = np.nonzero(out[4:] > floor[:, None])
             scores = out[4 + class_id, anchors]
             top = np.argsort(-scores)[:MAX_NMS_CANDIDATES]
             class_id, anchors, scores = class_id[top], anchors[top], scores[top]
             cx, cy, w, h = out[:4, anchors]
         else:
-            mask = out[4:].max(axis=0) > confidence
+            best = out[4:].argmax(axis=0)
+            mask = out[4 + best, np.arange(out.shape[1])] > floor[best]
             pred = out[:, mask].T  # kept anchors x (4 + classes)
             class_id = pred[:, 4:].argmax(axis=1)
             scores = pred[np.arange(len(pred)), 4 + class_id]

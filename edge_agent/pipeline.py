@@ -26,7 +26,7 @@ import supervision as sv
 from brightkitchen.contract import MediaRef
 from edge_agent.arrival import Arrival, ArrivalClock
 from edge_agent.config import CameraConfig, EdgeConfig
-from edge_agent.detector import Detector, DetectorSlot
+from edge_agent.detector import Detector, DetectorSlot, class_thresholds
 from edge_agent.events import Event, EventChange, EventTracker, same_place
 from edge_agent.evidence import ClipUnsent, EvidenceRecorder, Media
 from edge_agent.motion import MotionGate
@@ -124,7 +124,9 @@ class CameraPipeline:
         return out
 
     def _detect(self, tracker: Tracker, frame: Frame, detector: Detector) -> sv.Detections:
-        raw = detector.detect(frame.image, confidence=self.cfg.model.confidence, iou=self.cfg.model.iou)
+        model = self.cfg.model
+        floors = class_thresholds(detector.labels, model.confidence, model.confidence_by_kind)
+        raw = detector.detect(frame.image, confidence=floors, iou=model.iou)
         self.frames_detected += 1
         self.inference_ms_total += detector.last_inference_ms
         return tracker.update(raw, frame.t)

@@ -53,3 +53,25 @@ def test_default_nms_keeps_both_containers_of_a_stack() -> None:
     boxes = np.array([[123, 217, 262, 345], [119, 246, 274, 359]], float)
     scores = np.array([0.9, 0.47])
     assert sorted(detector.nms(boxes, scores, ModelSection(path=Path("m")).iou).tolist()) == [0, 1]
+
+
+def test_least_score_per_kind(model_dir: Path) -> None:
+    """The shipped model section keeps food from 0.25 and everything else from 0.35: an anchor is kept
+    when its best class beats that class's least score."""
+    from edge_agent.config import ModelSection
+
+    det = Detector.load(model_dir, threads=1)
+    section = ModelSection(path=model_dir)
+    floors = detector.class_thresholds(det.labels, section.confidence, section.confidence_by_kind)
+    names = list(det.class_names)
+    food, container = names.index("raw_seafood"), names.index("container")
+    assert floors[food] == 0.25 and floors[container] == section.confidence == 0.35
+    raw = np.zeros((1, 4 + len(names), 3), np.float32)
+    raw[0, :4] = [[50, 150, 250], [50, 50, 50], [20, 20, 20], [20, 20, 20]]  # cx, cy, w, h per anchor
+    raw[0, 4 + food, 0] = 0.3  # weak food: kept
+    raw[0, 4 + container, 1] = 0.3  # weak container: dropped
+    raw[0, 4 + container, 2] = 0.6
+    box = detector.Letterbox(1.0, 0, 0)
+    kept = det.postprocess(raw, box, (100, 300), floors, 0.7, 300)
+    assert sorted(kept.data["class_name"].tolist()) == ["container", "raw_seafood"]
+    assert len(det.postprocess(raw, box, (100, 300), section.confidence, 0.7, 300)) == 1
