@@ -21,6 +21,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
 import supervision as sv
 
 from brightkitchen.contract import MediaRef
@@ -71,6 +72,7 @@ class CameraPipeline:
         self._detector: Detector | None = None
         self._rules: dict[str, Rule] = {}  # by name
         self._tracker = Tracker()
+        self._floors: np.ndarray | float = cfg.model.confidence  # least score per class of the model in use
         self._dets = sv.Detections.empty()
         self._awaiting_clip: dict[str, Event] = {}
         cap = cfg.motion.max_detect_fps
@@ -89,6 +91,9 @@ class CameraPipeline:
             for rule in build_rules(self.camera.rules, LabelMap(detector.labels), self.cfg.palette)
         }
         self._tracker = Tracker.from_config(self.cfg.tracking, detector.labels)
+        self._floors = class_thresholds(
+            detector.labels, self.cfg.model.confidence, self.cfg.model.confidence_by_kind
+        )
         self._dets = sv.Detections.empty()
 
     @property
@@ -124,9 +129,7 @@ class CameraPipeline:
         return out
 
     def _detect(self, tracker: Tracker, frame: Frame, detector: Detector) -> sv.Detections:
-        model = self.cfg.model
-        floors = class_thresholds(detector.labels, model.confidence, model.confidence_by_kind)
-        raw = detector.detect(frame.image, confidence=floors, iou=model.iou)
+        raw = detector.detect(frame.image, confidence=self._floors, iou=self.cfg.model.iou)
         self.frames_detected += 1
         self.inference_ms_total += detector.last_inference_ms
         return tracker.update(raw, frame.t)
