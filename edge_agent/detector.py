@@ -199,11 +199,12 @@ class Detector:
             class_id, anchors, scores = class_id[top], anchors[top], scores[top]
             cx, cy, w, h = out[:4, anchors]
         else:
-            best = out[4:].argmax(axis=0)
-            mask = out[4 + best, np.arange(out.shape[1])] > floor[best]
+            mask = out[4:].max(axis=0) > floor.min()  # cheap over all anchors; the class's own floor below
             pred = out[:, mask].T  # kept anchors x (4 + classes)
             class_id = pred[:, 4:].argmax(axis=1)
             scores = pred[np.arange(len(pred)), 4 + class_id]
+            above = scores > floor[class_id]
+            pred, class_id, scores = pred[above], class_id[above], scores[above]
             cx, cy, w, h = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
         if not len(scores):
             return sv.Detections.empty()
