@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -78,12 +78,26 @@ def home(principal: PageUser) -> RedirectResponse:
 
 
 class Me(BaseModel):
+    """A user as the API shows them (``UserOut`` adds what admins see)."""
+
     id: int
     username: str
     display_name: str
     role: str
     restaurant: str | None
     districts: list[str]
+
+    @classmethod
+    def of(cls, u: User, **more: Any) -> Self:
+        return cls(
+            id=u.id,
+            username=u.username,
+            display_name=u.display_name,
+            role=u.role,
+            restaurant=u.restaurant_id,
+            districts=list(u.districts),
+            **more,
+        )
 
 
 @router.get("/api/v1/me", tags=["session"])
@@ -92,11 +106,4 @@ def me(principal: ApiUser) -> Me:
     u = principal.user
     if not u.active:
         raise HTTPException(401)
-    return Me(
-        id=u.id,
-        username=u.username,
-        display_name=u.display_name,
-        role=u.role,
-        restaurant=u.restaurant_id,
-        districts=list(u.districts),
-    )
+    return Me.of(u)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from dashboard.admin import AdminError, create_user
 from dashboard.models import User
 from dashboard.web.auth import ApiUser, Csrf, Db, require_roles
+from dashboard.web.routers.session import Me
 
 router = APIRouter(tags=["users"])
 
@@ -25,28 +26,13 @@ class UserIn(BaseModel):
     display_name: str = ""
 
 
-class UserOut(BaseModel):
-    id: int
-    username: str
-    display_name: str
-    role: str
-    restaurant: str | None
-    districts: list[str]
+class UserOut(Me):
     active: bool
     created_at: datetime
 
 
 def _out(u: User) -> UserOut:
-    return UserOut(
-        id=u.id,
-        username=u.username,
-        display_name=u.display_name,
-        role=u.role,
-        restaurant=u.restaurant_id,
-        districts=list(u.districts),
-        active=u.active,
-        created_at=u.created_at,
-    )
+    return UserOut.of(u, active=u.active, created_at=u.created_at)
 
 
 @router.get("/api/v1/users")
