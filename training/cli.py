@@ -260,8 +260,9 @@ def export_cmd(
 def eval_cmd(
     model: Annotated[Path, typer.Option(help="Model folder (models/<name>-<version>).")],
     data: Annotated[
-        Path, typer.Option(help="Held-out YOLO dataset rendered from a seed never used in training.")
-    ],
+        Path | None,
+        typer.Option(help="Held-out YOLO dataset rendered from a seed never used in training."),
+    ] = None,
     clips: Annotated[
         Path | None, typer.Option(help="Folder of clips with ground-truth JSON for event metrics.")
     ] = None,
@@ -271,9 +272,9 @@ def eval_cmd(
     update_card: Annotated[bool, typer.Option(help="Store the metrics in the model's card.")] = False,
     threads: Annotated[int, typer.Option(min=1)] = 2,
 ) -> None:
-    """mAP50 / mAP50-95 per class through ONNX Runtime; with --clips, events replayed through the edge
-    pipeline: found, false alerts, late (later than the rule's T + 1 s), precision, recall, on-time recall,
-    and the clips behind every miss, false alert and late alarm."""
+    """With --data, mAP50 / mAP50-95 per class through ONNX Runtime; with --clips, events replayed through
+    the edge pipeline: found, false alerts, late (later than the rule's T + 1 s), precision, recall, on-time
+    recall, and the clips behind every miss, false alert and late alarm. Give either or both."""
     import json
 
     from edge_agent.detector import Detector
@@ -287,25 +288,31 @@ def eval_cmd(
         training_seeds,
     )
 
+    if data is None and clips is None:
+        raise typer.BadParameter("give --data (detection metrics), --clips (event metrics) or both")
+    if update_card and data is None:
+        raise typer.BadParameter("the card stores the held-out mAP: give --data", param_hint="--update-card")
     config = _edge_config(edge_config)
-    seed = data_seed(data)
-    if seed is not None and seed in training_seeds(model):
-        raise typer.BadParameter(
-            f"{data} was rendered with seed {seed}, which {model} was trained on", param_hint="--data"
-        )
-    images = dataset_images(data, split)
-    if not images:
-        raise typer.BadParameter(f"no images under {data}/images", param_hint="--data")
-    rows = evaluate_detections(Detector.load(model, threads=threads), images, classes=dataset_classes(data))
-    typer.echo(format_table(rows))
-    result: dict = {
-        "model": str(model),
-        "data": str(data),
-        "data_seed": seed,
-        "images": len(images),
-        "protocol": PROTOCOL,
-        "per_class": [r.__dict__ for r in rows],
-    }
+    result: dict = {"model": str(model)}
+    if data is not None:
+        seed = data_seed(data)
+        if seed is not None and seed in training_seeds(model):
+            raise typer.BadParameter(
+                f"{data} was rendered with seed {seed}, which {model} was trained on", param_hint="--data"
+            )
+        images = dataset_images(data, split)
+        if not images:
+            raise typer.BadParameter(f"no images under {data}/images", param_hint="--data")
+        detector = Detector.load(model, threads=threads)
+        rows = evaluate_detections(detector, images, classes=dataset_classes(data))
+        typer.echo(format_table(rows))
+        result |= {
+            "data": str(data),
+            "data_seed": seed,
+            "images": len(images),
+            "protocol": PROTOCOL,
+            "per_class": [r.__dict__ for r in rows],
+        }
     if clips is not None:
         from training.event_eval import evaluate_clips, format_event_summary
 

@@ -3,6 +3,7 @@ config: its rules' T sets both when alarms come and when they count as late (T +
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -47,3 +48,24 @@ def test_a_bad_edge_config_is_refused_before_any_work(model_dir: Path, tmp_path:
     message = " ".join(result.output.replace("│", " ").split())  # unwrapped from typer's error box
     assert result.exit_code == 2
     assert f"{path}: cameras[0].rules[0].min_duration_s: Input should be greater than 0" in message
+
+
+def test_clips_alone_give_the_event_metrics(model_dir: Path, synth_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "events.json"
+    args = ["train", "eval", "--model", str(model_dir), "--clips", str(synth_clip.parent), "--json", str(out)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "mAP" not in result.output and "events: 1 clips" in result.output
+    saved = json.loads(out.read_text())
+    assert set(saved) == {"model", "events"}
+    assert saved["events"] == evaluate_clips(model_dir, synth_clip.parent)
+
+
+def test_eval_needs_data_or_clips_and_the_card_needs_data(model_dir: Path, synth_clip: Path) -> None:
+    base = ["train", "eval", "--model", str(model_dir)]
+    for extra, wanted in (
+        ([], "give --data (detection metrics), --clips (event metrics) or both"),
+        (["--clips", str(synth_clip.parent), "--update-card"], "the card stores the held-out mAP"),
+    ):
+        result = CliRunner().invoke(app, [*base, *extra], env={"COLUMNS": "400"})
+        assert result.exit_code == 2 and wanted in " ".join(result.output.replace("│", " ").split())
