@@ -160,11 +160,16 @@ def summarise(results: list[ClipResult], on_time_limits_s: dict[str, float] | No
         "late_from_visible": sum(len(r.late_from_visible_s or []) for r in results) if known else None,
         "missed_visible": sum(r.missed_visible or 0 for r in results) if known else None,
         "on_time_limits_s": on_time_limits_s or {},
-        "median_onset_latency_s": statistics.median(latencies) if latencies else None,
+        "median_onset_latency_s": _median(latencies),
         "max_onset_latency_s": max(latencies) if latencies else None,
-        "median_sighting_latency_s": {rule: statistics.median(xs) for rule, xs in sorted(sightings.items())},
+        "median_sighting_latency_s": {rule: _median(xs) for rule, xs in sorted(sightings.items())},
         "per_clip": [asdict(r) for r in results],
     }
+
+
+def _median(xs: list[float]) -> float | None:
+    """To the hundredth, as the latencies are: the mean of two middle ones prints as 0.15000000000000002."""
+    return round(statistics.median(xs), 2) if xs else None
 
 
 def format_event_summary(summary: dict[str, Any]) -> str:

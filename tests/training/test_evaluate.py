@@ -157,6 +157,25 @@ def test_sighting_latency_is_the_models_share_of_an_arrival_dated_alert() -> Non
     assert summary["median_sighting_latency_s"] == {} and "first seen" not in format_event_summary(summary)
 
 
+def test_medians_print_to_the_hundredth() -> None:
+    """The median of an even count is the mean of two latencies: it printed as -0.29000000000000004."""
+    truth = [{"rule": "stacked_containers", "start": 5.0, "end": 12.0}]
+    results = [
+        score_clip(
+            f"{i}.mp4", [{"rule": "stacked_containers", "start": 5, "seen": 5 + s, "alert": 5 + a}], truth, {}
+        )
+        for i, (s, a) in enumerate(((-0.31, 2.8), (-0.27, 2.96)))
+    ]
+    summary = summarise(results)
+    assert summary["median_onset_latency_s"] == 2.88
+    assert summary["median_sighting_latency_s"] == {"stacked_containers": -0.29}
+    assert (
+        format_event_summary(summary)
+        .splitlines()[0]
+        .endswith("median 2.88 s / max 2.96 s; stacked_containers first seen median -0.29 s after the onset")
+    )
+
+
 def test_on_time_is_each_rules_T_plus_one_on_the_first_camera() -> None:
     rules = [
         {"type": "board_misuse", "min_duration_s": 2},
