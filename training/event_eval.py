@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 if TYPE_CHECKING:
     from edge_agent.config import EdgeConfig
@@ -128,11 +129,12 @@ def evaluate_clips(model_dir: Path, clips: Path, config: EdgeConfig | None = Non
     detector = Detector.load(model_dir, threads=config.model.threads if config else 2)
     limits = on_time_limits(config or replay_config(videos[0], model_dir))
     results: list[ClipResult] = []
-    for video in tqdm(videos, desc="replay", unit="clip"):
-        cfg = config or replay_config(video, model_dir)  # a camera named after each clip
-        truth = json.loads(video.with_suffix(".json").read_text())["events"]
-        alerts = [e.as_dict() for e in replay_video(video, model_dir, cfg, detector=detector)]
-        results.append(score_clip(video.name, alerts, truth, limits))
+    with logging_redirect_tqdm():  # the pipeline's log lines above the bar, not glued to its end
+        for video in tqdm(videos, desc="replay", unit="clip"):
+            cfg = config or replay_config(video, model_dir)  # a camera named after each clip
+            truth = json.loads(video.with_suffix(".json").read_text())["events"]
+            alerts = [e.as_dict() for e in replay_video(video, model_dir, cfg, detector=detector)]
+            results.append(score_clip(video.name, alerts, truth, limits))
     return summarise(results, limits)
 
 

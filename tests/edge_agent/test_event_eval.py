@@ -4,11 +4,16 @@ config: its rules' T sets both when alarms come and when they count as late (T +
 from __future__ import annotations
 
 import json
+import logging
+import re
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from brightkitchen.cli import app
+from brightkitchen.logs import LOG_FORMAT
 from edge_agent.config import load_edge_config
 from training.event_eval import evaluate_clips
 
@@ -69,3 +74,21 @@ def test_eval_needs_data_or_clips_and_the_card_needs_data(model_dir: Path, synth
     ):
         result = CliRunner().invoke(app, [*base, *extra], env={"COLUMNS": "400"})
         assert result.exit_code == 2 and wanted in " ".join(result.output.replace("│", " ").split())
+
+
+def test_the_pipelines_log_lines_stay_off_the_progress_bar(
+    model_dir: Path, synth_clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)  # as basicConfig sets it up, on the captured stderr
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    saved = root.handlers, root.level
+    root.handlers, root.level = [handler], logging.INFO
+    try:
+        evaluate_clips(model_dir, synth_clip.parent)
+    finally:
+        root.handlers, root.level = saved
+    pieces = re.split(r"[\r\n]", capsys.readouterr().err)
+    logged = [p for p in pieces if " INFO " in p]
+    assert any("alert" in p for p in logged)
+    assert all(re.match(r"\d{4}-\d\d-\d\d ", p) for p in logged), [p for p in logged if "replay" in p]
