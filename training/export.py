@@ -84,10 +84,15 @@ def write_model_folder(
     return card
 
 
+NOTES_MARKER = "<!-- above: generated from card.json; below: notes by hand, kept when it is rewritten -->"
+
+
 def write_card(model_dir: Path, card: ModelCard) -> None:
-    """Write card.json and its human rendering README.md."""
+    """Write card.json and its human rendering README.md, keeping the notes below ``NOTES_MARKER``."""
     (model_dir / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n")
-    (model_dir / "README.md").write_text(render_card(card))
+    readme = model_dir / "README.md"
+    notes = readme.read_text().partition(NOTES_MARKER)[2] if readme.exists() else ""
+    readme.write_text(render_card(card) + "\n" + NOTES_MARKER + (notes or "\n"))
 
 
 def render_card(card: ModelCard) -> str:
@@ -115,7 +120,7 @@ def render_card(card: ModelCard) -> str:
         lines += ["", "## Training", ""]
         keys = ("machine", "train_seconds", "weights", "epochs", "imgsz", "batch", "arch", "train_arguments")
         for key in keys:
-            if key in t:
+            if t.get(key) is not None:  # "weights: None" says nothing a from-scratch line did not
                 lines.append(f"- {key.replace('_', ' ')}: {t[key]}")
         ds = t.get("dataset", {})
         if ds:

@@ -25,7 +25,7 @@ from training.event_eval import (
     score_clip,
     summarise,
 )
-from training.export import render_card
+from training.export import NOTES_MARKER, render_card, write_card
 
 NAMES = np.array(["board_red", "raw_meat", "container"])
 
@@ -264,3 +264,19 @@ def test_model_card_shows_on_time_recall_when_measured() -> None:
     assert "shows the violation (hands hide onsets): 1 late, 0 missed though shown for T" in render_card(card)
     card.metrics["events"] = {k: v for k, v in summary.items() if k not in ("on_time_recall", "late")}
     assert "within T + 1 s" not in render_card(card)  # a card evaluated before on-time recall existed
+
+
+def test_rewriting_a_card_keeps_the_notes_written_below_the_marker(tmp_path: Path) -> None:
+    """`train eval --update-card` rewrote README.md whole: the hand-written "what changed" went with it."""
+    card = ModelCard.read(newest_model())
+    card.training = {**card.training, "weights": None}  # trained from scratch
+    write_card(tmp_path, card)
+    first = (tmp_path / "README.md").read_text()
+    assert first.endswith(NOTES_MARKER + "\n") and "weights: None" not in first
+    notes = "\n## What changed\n\nMore clip frames.\n"
+    (tmp_path / "README.md").write_text(first.rstrip("\n") + notes)
+    card.metrics = {**card.metrics, "events": summarise([ClipResult("a.mp4", 2, 2, 2, [3.0, 3.2])])}
+    write_card(tmp_path, card)
+    again = (tmp_path / "README.md").read_text()
+    assert again == render_card(card) + "\n" + NOTES_MARKER + notes
+    assert "- clips: 1, ground-truth events: 2" in again
