@@ -161,19 +161,6 @@ def write_sample(out: Path, sample: Sample, image: bytes) -> None:
     (out / "labels" / sample.split / f"{sample.stem}.txt").write_text(yolo_text(sample.labels))
 
 
-def read_yolo(root: Path) -> list[tuple[Sample, Path]]:
-    """The samples of a folder in our layout, with their image (width and height 0: YOLO has none)."""
-    found = []
-    for split in SPLITS:
-        for image in sorted((root / "images" / split).glob("*")):
-            if image.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            txt = root / "labels" / split / f"{image.stem}.txt"
-            labels = parse_yolo(txt.read_text(), where=str(txt)) if txt.exists() else []
-            found.append((Sample(image.stem, split, 0, 0, labels, image.suffix.lower()), image))
-    return found
-
-
 # --- COCO --------------------------------------------------------------------------------------------------
 
 

@@ -20,11 +20,11 @@ from brightkitchen.datasets import (
     Sample,
     coco_json,
     dump_json,
-    read_yolo,
     write_data_yaml,
     write_sample,
 )
 from training.classes import CLASS_ID, CLASS_NAMES
+from training.import_labels import read_yolo_source
 
 runner = CliRunner()
 
@@ -75,8 +75,8 @@ def export(tmp_path: Path) -> Path:
 def _labels(root: Path) -> dict[str, str]:
     """split/stem → label text, for every image of a dataset in our layout."""
     return {
-        f"{s.split}/{s.stem[-32:]}": (root / "labels" / s.split / f"{s.stem}.txt").read_text()
-        for s, _ in read_yolo(root)
+        f"{split}/{image.stem[-32:]}": (root / "labels" / str(split) / f"{image.stem}.txt").read_text()
+        for image, _, split in read_yolo_source(root)
     }
 
 
@@ -137,9 +137,9 @@ def test_cvat_yolo_export_with_its_own_class_order(export: Path, tmp_path: Path)
     (cvat / "obj_train_data").mkdir(parents=True)
     order = ["container", "vegetable", "raw_meat", "board_red", "board_green"]
     (cvat / "obj.names").write_text("\n".join(order) + "\n")
-    for sample, image in read_yolo(export):
+    for image, labels, _ in read_yolo_source(export):
         shutil.copyfile(image, cvat / "obj_train_data" / image.name)
-        lines = [f"{order.index(lb.name)} {lb.yolo().split(' ', 1)[1]}\n" for lb in sample.labels]
+        lines = [f"{order.index(lb.name)} {lb.yolo().split(' ', 1)[1]}\n" for lb in labels]
         (cvat / "obj_train_data" / f"{image.stem}.txt").write_text("".join(lines))
     out = tmp_path / "imported"
     _import(
