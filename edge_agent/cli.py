@@ -85,7 +85,7 @@ def replay(
         cfg = load_edge_config(config) if config else None
         if model is None and cfg is None:
             model = newest_model()
-        events = replay_video(video, model, cfg, camera=camera)
+        events = replay_video(video, model, cfg, camera=camera, progress=True)
     except (ConfigError, ModelLoadError, SourceError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     for ev in events:

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import re
 import threading
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from brightkitchen.contract import DetailValue
 from edge_agent.config import CameraConfig, EdgeConfig, RuleConfig
@@ -77,14 +81,16 @@ def replay_video(
     config: EdgeConfig | None = None,
     camera: str | None = None,
     detector: Detector | None = None,
+    progress: bool = False,
 ) -> list[ReplayEvent]:
     """Run ``video`` through the pipeline of ``config``'s first camera (or the default rules).
 
     ``model_dir`` overrides the config's model; a loaded ``detector`` may be passed to reuse it across
-    clips. Raises ``SourceError`` for a missing or unreadable video.
+    clips; ``progress`` shows a bar of the video's seconds done. Raises ``SourceError`` for a missing or
+    unreadable video.
     """
     video = Path(video)
-    check_video_file(video)
+    duration = check_video_file(video)
     if config is None:
         if model_dir is None:
             raise ValueError("replay needs a model folder or a config that names one")
@@ -98,9 +104,13 @@ def replay_video(
     pipeline = CameraPipeline(cam, config, DetectorSlot(det), evidence=False)
     found: dict[str, ReplayEvent] = {}
     source = FrameSource(cam, threading.Event(), strict=True)
-    for frame in prefetch(source.frames(), name="replay-read"):
-        for item in pipeline.process(frame):
-            _record(found, item)
+    bar = tqdm(total=duration, desc=f"replay {video.name}", unit="s", unit_scale=True, disable=not progress)
+    with bar, logging_redirect_tqdm() if progress else nullcontext():  # log lines above the bar
+        for frame in prefetch(source.frames(), name="replay-read"):
+            for item in pipeline.process(frame):
+                _record(found, item)
+            bar.update(frame.t - bar.n)  # seconds of video done; the rate is how many times real time
+        bar.update((duration or bar.n) - bar.n)  # the last frame's own duration
     for item in pipeline.finish():
         _record(found, item)
     return sorted(found.values(), key=lambda e: (e.start, e.rule))

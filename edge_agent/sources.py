@@ -105,14 +105,17 @@ class Frame:
         return self.image.shape[1], self.image.shape[0]
 
 
-def check_video_file(path: Path) -> None:
-    """Raise ``SourceError`` unless ``path`` opens as a video and yields a first frame."""
+def check_video_file(path: Path) -> float | None:
+    """Raise ``SourceError`` unless ``path`` opens as a video and yields a first frame; its duration in
+    seconds as the container states it (None where it does not)."""
     if not Path(path).is_file():
         raise SourceError(f"video file {path} does not exist")
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not cap.isOpened() or not cap.read()[0]:
             raise SourceError(f"cannot read video file {path} (corrupt or not a video?)")
+        frames, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+        return frames / fps if frames > 0 and fps > 0 else None
     finally:
         cap.release()
 

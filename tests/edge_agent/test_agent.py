@@ -112,6 +112,8 @@ def test_cli_replay_prints_one_json_line_per_event(model_dir: Path, synth_clip: 
     for line in lines:
         assert {"event_id", "rule", "camera", "start", "end", "severity", "score", "details"} <= line.keys()
         assert line["start"] <= line["seen"] <= line["alert"]  # the model's first sighting, between
+    bar = proc.stderr.replace("\r", "\n").splitlines()
+    assert any(x.startswith(f"replay {synth_clip.name}: 100%") for x in bar), proc.stderr[-500:]
 
 
 def test_alerts_with_evidence_arrive_through_the_broker_despite_an_outage(
