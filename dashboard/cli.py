@@ -288,7 +288,7 @@ def export_dataset_cmd(
         raise typer.BadParameter(str(exc)) from None
     _, sessions = open_database(cfg)
     with sessions() as session:
-        sheet = export_dataset(session, open_store(cfg.media), out, opts)
+        sheet = export_dataset(session, open_store(cfg.media), out, opts, progress=True)
     im = sheet["images"]
     typer.echo(
         f"{out}: {im['total']} images (train {im['train']}, val {im['val']}), "

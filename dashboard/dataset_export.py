@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
+from tqdm import tqdm
 
 from brightkitchen.contract import VIOLATION_BOXES
 from brightkitchen.datasets import (
@@ -190,8 +191,13 @@ def _clean_snapshots(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, 
     return found
 
 
-def export_dataset(session: Session, store: MediaStore, out: Path, opts: ExportOptions) -> dict[str, Any]:
-    """Write the dataset folder ``out`` (see README, "For ML staff"); returns the datasheet."""
+def export_dataset(
+    session: Session, store: MediaStore, out: Path, opts: ExportOptions, progress: bool = False
+) -> dict[str, Any]:
+    """Write the dataset folder ``out`` (see README, "For ML staff"); returns the datasheet.
+
+    ``progress``: a bar of the snapshots fetched from the media store (the CLI's; the web export has none).
+    """
     tz = ZoneInfo(opts.timezone)
     events = _reviewed(session, opts)
     kept = [e for e in events if e.verdict in EXPORTED_VERDICTS]
@@ -208,7 +214,7 @@ def export_dataset(session: Session, store: MediaStore, out: Path, opts: ExportO
     out.mkdir(parents=True, exist_ok=True)
     write_data_yaml(out)
     samples: list[Sample] = []
-    for e in with_image:
+    for e in tqdm(with_image, desc="export", unit="image", disable=not progress):
         media = snapshots[e.id]
         try:
             image = store.get(media.storage_key)

@@ -58,7 +58,8 @@ def test_edge_install_pulls_no_torch(extras: frozenset[str]) -> None:
 
 def test_edge_extra_is_what_the_edge_needs() -> None:
     edge = {canonicalize_name(r.name) for r in _requirements(DIST, frozenset({"edge"}))}
-    assert {"numpy", "opencv-python-headless", "onnxruntime", "paho-mqtt", "pydantic", "pyyaml"} <= edge
+    needed = {"numpy", "opencv-python-headless", "onnxruntime", "paho-mqtt", "pydantic", "pyyaml", "tqdm"}
+    assert needed <= edge
 
 
 def test_train_extra_does_pull_torch() -> None:

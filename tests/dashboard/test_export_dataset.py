@@ -155,6 +155,7 @@ def _export_cli(db_config, tmp_path: Path, *args: str) -> Path:
     )
     assert result.exit_code == 0, result.output
     assert "5 images" in result.output
+    assert "export: 100%" in result.output and "5/5" in result.output  # the bar, on stderr
     return out
 
 
