@@ -70,6 +70,11 @@ EDGE_CONFIG_OPTION = typer.Option(
     help="Edge config (YAML) whose first camera's rules, fps, palette, tracking and motion gate replay the "
     "clips; default: `edge replay`'s (both rules at their defaults, 5 fps)."
 )
+THREADS_OPTION = typer.Option(
+    min=1,
+    help="ONNX Runtime threads for the still images; clips replay with the edge config's `model.threads` "
+    "(default 2), as the edge box would.",
+)
 
 
 def _edge_config(path: Path | None) -> EdgeConfig | None:
@@ -270,7 +275,7 @@ def eval_cmd(
     split: Annotated[str, typer.Option(help="Dataset split to use; 'all' for every image.")] = "all",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
     update_card: Annotated[bool, typer.Option(help="Store the metrics in the model's card.")] = False,
-    threads: Annotated[int, typer.Option(min=1)] = 2,
+    threads: Annotated[int, THREADS_OPTION] = 2,
 ) -> None:
     """With --data, mAP50 / mAP50-95 per class through ONNX Runtime; with --clips, events replayed through
     the edge pipeline: found, false alerts, late (later than the rule's T + 1 s), precision, recall, on-time
@@ -345,7 +350,7 @@ def compare_cmd(
     tolerance: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Largest allowed drop per class and metric (absolute).")
     ] = 0.02,
-    threads: Annotated[int, typer.Option(min=1)] = 2,
+    threads: Annotated[int, THREADS_OPTION] = 2,
 ) -> None:
     """Evaluate both models on the same benchmark; exit 0 to promote the candidate, 1 to reject it."""
     from training.compare import evaluate_model, judge, write_report
