@@ -6,9 +6,12 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from edge_agent.replay import ReplayEvent
 
 app = typer.Typer(help="Edge agent: cameras → detector → rules → alerts over MQTT.", no_args_is_help=True)
 
@@ -58,7 +61,7 @@ def run(
 
 @app.command()
 def replay(
-    video: Annotated[Path, typer.Argument(help="video file")],
+    videos: Annotated[list[Path], typer.Argument(help="video files (one or more), replayed one by one")],
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="edge config; its first camera")
     ] = None,
@@ -73,24 +76,32 @@ def replay(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON line per event")] = False,
 ) -> None:
-    """Run the pipeline over a video file without a broker and list the events (times from video start)."""
+    """Run the pipeline over video files without a broker and list the events (times from each video's
+    start; JSON lines name their video)."""
     from brightkitchen.config import ConfigError
     from brightkitchen.model_card import newest_model
     from edge_agent.config import load_edge_config
     from edge_agent.detector import ModelLoadError
     from edge_agent.replay import replay_video
-    from edge_agent.sources import SourceError
+    from edge_agent.sources import SourceError, check_video_file
 
     try:
         cfg = load_edge_config(config) if config else None
         if model is None and cfg is None:
             model = newest_model()
-        events = replay_video(video, model, cfg, camera=camera, progress=True)
+        for video in videos:  # every file readable before hours of work on the first ones
+            check_video_file(video)
+        for video in videos:
+            events = replay_video(video, model, cfg, camera=camera, progress=True)
+            _print_events(video, events, as_json)
     except (ConfigError, ModelLoadError, SourceError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
+
+
+def _print_events(video: Path, events: list[ReplayEvent], as_json: bool) -> None:
     for ev in events:
         if as_json:
-            typer.echo(json.dumps(ev.as_dict(), ensure_ascii=False))
+            typer.echo(json.dumps({"video": str(video), **ev.as_dict()}, ensure_ascii=False))
         else:
             end = f"{ev.end:.1f}" if ev.end is not None else "…"
             facts = ", ".join(f"{k}={v}" for k, v in ev.details.items())

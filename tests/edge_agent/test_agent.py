@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -85,19 +86,12 @@ def test_replay_matches_the_ground_truth_format(model_dir: Path, synth_clip: Pat
     print(f"\nreplay: {len(events)} alerts, ground truth {len(truth['events'])} events")
 
 
-def test_cli_replay_prints_one_json_line_per_event(model_dir: Path, synth_clip: Path) -> None:
+def test_cli_replay_prints_one_json_line_per_event(model_dir: Path, synth_clip: Path, tmp_path: Path) -> None:
+    second = tmp_path / "second.mp4"  # two files in one call, each its own camera
+    shutil.copyfile(synth_clip, second)
+    args = ["edge", "replay", str(synth_clip), str(second), "--model", str(model_dir), "--json"]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "brightkitchen",
-            "edge",
-            "replay",
-            str(synth_clip),
-            "--model",
-            str(model_dir),
-            "--json",
-        ],
+        [sys.executable, "-m", "brightkitchen", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -105,15 +99,21 @@ def test_cli_replay_prints_one_json_line_per_event(model_dir: Path, synth_clip: 
     )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
-    again = [e.as_dict() for e in replay_video(synth_clip, model_dir)]
+    again = [
+        {"video": str(video), **e.as_dict()}
+        for video in (synth_clip, second)
+        for e in replay_video(video, model_dir)
+    ]
     assert lines, "the clip's violations give events"
     # Event ids are fresh UUIDs each run; everything else is deterministic.
     assert [{**x, "event_id": None} for x in lines] == [{**x, "event_id": None} for x in again]
+    assert {x["camera"] for x in lines} == {synth_clip.stem.replace(".", "-"), "second"}
     for line in lines:
         assert {"event_id", "rule", "camera", "start", "end", "severity", "score", "details"} <= line.keys()
         assert line["start"] <= line["seen"] <= line["alert"]  # the model's first sighting, between
     bar = proc.stderr.replace("\r", "\n").splitlines()
-    assert any(x.startswith(f"replay {synth_clip.name}: 100%") for x in bar), proc.stderr[-500:]
+    for video in (synth_clip, second):
+        assert any(x.startswith(f"replay {video.name}: 100%") for x in bar), proc.stderr[-500:]
 
 
 def test_alerts_with_evidence_arrive_through_the_broker_despite_an_outage(

@@ -21,6 +21,18 @@ def test_replay_of_a_corrupt_video_is_a_clear_error(corrupt_video: Path, tmp_pat
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+def test_replay_checks_every_file_before_any_work(corrupt_video: Path, tmp_path: Path) -> None:
+    from edge_agent.evidence import encode_mp4
+
+    from .test_sources import _image
+
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(encode_mp4([_image(0)] * 3, 5))
+    result = _run("replay", str(clip), str(corrupt_video))
+    assert result.exit_code == 2 and f"cannot read video file {corrupt_video}" in result.output
+    assert "events in" not in result.output  # the good first file was not replayed first
+
+
 def test_replay_without_a_model_says_so(tmp_path: Path) -> None:
     from edge_agent.evidence import encode_mp4
 
