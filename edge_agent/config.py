@@ -79,6 +79,15 @@ class TrackingSection(_Strict):
         "containers by IoU (a stacked pair's boxes overlap 0.5-0.65, a double reading ~0.95)",
     )
 
+    vote_kinds: list[Kind] = Field(
+        default_factory=lambda: ["food"],
+        description="kinds whose tracks keep one class over time: a confident box of another class of the "
+        "kind continues the track, and every box of the track reports the class with the most confidence "
+        "seen, a sighting weighing half after vote_half_life_s (a food misread for a moment under a hand "
+        "stays what it was)",
+    )
+    vote_half_life_s: float = Field(1.5, gt=0, description="after this long a sighting weighs half")
+
     @field_validator("same_object")
     @classmethod
     def _shares(cls, limits: dict[str, float]) -> dict[str, float]:

@@ -13,12 +13,17 @@ raise a board-misuse hit of its own. Before matching, boxes of one kind (``kinds
 overlap at least ``same_object[kind]`` keep only the most confident. Food overlap is the share of the
 smaller box inside the other (a part of a food is that food); boards and containers use IoU, since a
 board may lie on a bigger one and a stacked container sits mostly inside the box of the one below it.
+
+One object, one label over time: for the ``vote_kinds`` (food), a confident box of another class of the
+kind continues a track, and each box of the track reports the class with the most confidence seen, a
+sighting weighing half after ``vote_half_life_s``: a food read as raw meat for a moment under a chopping
+hand stays the vegetable it was. Weak boxes continue only tracks of their own class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
@@ -59,6 +64,15 @@ class _Track:
     class_id: int
     box: np.ndarray
     last_t: float
+    votes: dict[int, float] = field(default_factory=dict)  # class -> decayed confidence seen
+
+    def vote(self, class_id: int, confidence: float, t: float, half_life_s: float) -> int:
+        """Add a sighting; the class with the most decayed confidence, which the track now has."""
+        keep = 0.5 ** (max(t - self.last_t, 0.0) / half_life_s)
+        self.votes = {c: v * keep for c, v in self.votes.items()}
+        self.votes[class_id] = self.votes.get(class_id, 0.0) + confidence
+        self.class_id = max(self.votes, key=self.votes.__getitem__)
+        return self.class_id
 
 
 class Tracker:
@@ -71,12 +85,18 @@ class Tracker:
         lost_s: float = 3.0,
         kinds: Mapping[int, str] | None = None,
         same_object: Mapping[str, float] | None = None,
+        vote_kinds: tuple[str, ...] = (),
+        vote_half_life_s: float = 1.5,
+        names: Mapping[int, str] | None = None,
     ) -> None:
         self.iou = iou
         self.high_confidence = high_confidence
         self.lost_s = lost_s
         self.kinds = dict(kinds or {})
         self.same_object = dict(TrackingSection().same_object if same_object is None else same_object)
+        self.vote_kinds = tuple(vote_kinds)
+        self.vote_half_life_s = vote_half_life_s
+        self.names = dict(names or {})
         self._tracks: list[_Track] = []
         self._next_id = 1
 
@@ -84,7 +104,17 @@ class Tracker:
     def from_config(cls, cfg: TrackingSection, labels: list[LabelInfo]) -> Tracker:
         """The tracker a camera uses with a model: its label map says which classes are of one kind."""
         kinds = {label.id: label.kind for label in labels}
-        return cls(cfg.iou, cfg.high_confidence, cfg.lost_s, kinds, cfg.same_object)
+        names = {label.id: label.name for label in labels}
+        return cls(
+            cfg.iou,
+            cfg.high_confidence,
+            cfg.lost_s,
+            kinds,
+            cfg.same_object,
+            tuple(cfg.vote_kinds),
+            cfg.vote_half_life_s,
+            names,
+        )
 
     def update(self, dets: sv.Detections, t: float) -> sv.Detections:
         """Match this frame's detections (at time ``t`` seconds) to the live tracks."""
@@ -97,13 +127,20 @@ class Tracker:
         strong = np.flatnonzero(conf >= self.high_confidence)
         weak = np.flatnonzero(conf < self.high_confidence)
         free = list(range(len(self._tracks)))
-        for rows in (strong, weak):
-            free = self._match(dets.xyxy, class_id, rows, free, ids, t)
+        voted = class_id.copy()  # the class each box reports: its track's, where its kind votes
+        for rows, across in ((strong, True), (weak, False)):  # a weak box continues only its own class
+            free = self._match(dets.xyxy, class_id, conf, rows, free, ids, voted, t, across)
         for i in strong:
             if ids[i] < 0:
-                self._tracks.append(_Track(self._next_id, int(class_id[i]), dets.xyxy[i].copy(), t))
+                track = _Track(self._next_id, int(class_id[i]), dets.xyxy[i].copy(), t)
+                track.votes[track.class_id] = float(conf[i])
+                self._tracks.append(track)
                 ids[i] = self._next_id
                 self._next_id += 1
+        if (voted != class_id).any():
+            dets = dets[np.arange(n)]  # a copy: the caller's detections stay as read
+            dets.class_id = voted
+            dets.data["class_name"] = np.array([self.names.get(int(c), "") for c in voted])
         kept = dets[ids >= 0]
         kept.tracker_id = ids[ids >= 0]
         return kept
@@ -127,21 +164,34 @@ class Tracker:
                 keep[rival[i] & (dets.confidence < dets.confidence[i])] = False
         return dets if keep.all() else dets[keep]
 
+    def _votes(self, class_id: int) -> bool:
+        return self.kinds.get(class_id) in self.vote_kinds
+
     def _match(
         self,
         xyxy: np.ndarray,
         class_id: np.ndarray,
+        conf: np.ndarray,
         rows: np.ndarray,
         free: list[int],
         ids: np.ndarray,
+        voted: np.ndarray,
         t: float,
+        across: bool,
     ) -> list[int]:
-        """Greedy highest-IoU-first matching of ``rows`` to the ``free`` tracks of the same class."""
+        """Greedy highest-IoU-first matching of ``rows`` to the ``free`` tracks of the same class, or
+        ``across`` classes of a voting kind; a matched box of a voting kind votes for its track's class."""
         if len(rows) == 0 or not free:
             return free
         boxes = np.array([self._tracks[k].box for k in free])
         iou = iou_matrix(xyxy[rows], boxes)
-        same = class_id[rows][:, None] == np.array([self._tracks[k].class_id for k in free])[None, :]
+        track_class = np.array([self._tracks[k].class_id for k in free])
+        same = class_id[rows][:, None] == track_class[None, :]
+        if across and self.vote_kinds:
+            kind = np.array([self.kinds.get(int(c)) for c in class_id[rows]], dtype=object)
+            track_kind = np.array([self.kinds.get(int(c)) for c in track_class], dtype=object)
+            voting = np.array([k in self.vote_kinds for k in kind])
+            same |= voting[:, None] & (kind[:, None] == track_kind[None, :])
         iou = np.where(same, iou, 0.0)
         taken: set[int] = set()
         for flat in np.argsort(-iou, axis=None):
@@ -150,8 +200,10 @@ class Tracker:
                 break
             if ids[rows[r]] >= 0 or c in taken:
                 continue
-            track = self._tracks[free[c]]
-            track.box, track.last_t = xyxy[rows[r]].copy(), t
-            ids[rows[r]] = track.track_id
+            i, track = rows[r], self._tracks[free[c]]
+            if self._votes(track.class_id):
+                voted[i] = track.vote(int(class_id[i]), float(conf[i]), t, self.vote_half_life_s)
+            track.box, track.last_t = xyxy[i].copy(), t
+            ids[i] = track.track_id
             taken.add(c)
         return [k for j, k in enumerate(free) if j not in taken]

@@ -134,6 +134,42 @@ def test_stacked_containers_of_two_classes_stay_two_objects() -> None:
     ]
 
 
+def test_a_food_track_reports_the_class_with_the_most_confidence_seen() -> None:
+    """A food read as vegetable, then as raw meat for a moment (a hand over it): one track, still vegetable;
+    read as raw meat for long enough, it becomes raw meat (a sighting weighs half after 1.5 s)."""
+    tr = Tracker.from_config(TrackingSection(), LABELS)
+    first = tr.update(dets(("vegetable", 100, 100, 150, 150, 0.8)), 0.0)
+    names = []
+    for k in range(1, 8):  # raw meat at 0.7 every 0.2 s
+        out = tr.update(dets(("raw_meat", 101, 100, 151, 150, 0.7)), 0.2 * k)
+        assert out.tracker_id.tolist() == first.tracker_id.tolist()
+        assert out.confidence.tolist() == pytest.approx([0.7])  # the reading's own confidence
+        names.append(out.data["class_name"][0])
+    assert names == ["vegetable"] + ["raw_meat"] * 6
+    # vegetable now needs to outweigh the raw meat seen, itself fading
+    assert tr.update(dets(("vegetable", 100, 100, 150, 150, 0.9)), 1.6).data["class_name"].tolist() == [
+        "raw_meat"
+    ]
+
+
+def test_a_weak_reading_of_another_class_does_not_continue_a_food_track() -> None:
+    tr = Tracker.from_config(TrackingSection(), LABELS)
+    tr.update(dets(("vegetable", 100, 100, 150, 150, 0.8)), 0.0)
+    assert len(tr.update(dets(("raw_meat", 100, 100, 150, 150, 0.4)), 0.2)) == 0
+    # boards and containers do not vote: a confident reading of another class is another object
+    boards = Tracker.from_config(TrackingSection(), LABELS)
+    a = boards.update(dets(("board_red", 0, 0, 200, 200, 0.9)), 0.0)
+    b = boards.update(dets(("board_yellow", 0, 0, 200, 200, 0.9)), 0.2)
+    assert b.data["class_name"].tolist() == ["board_yellow"] and b.tracker_id[0] != a.tracker_id[0]
+
+
+def test_without_voting_each_reading_keeps_its_class() -> None:
+    tr = Tracker.from_config(TrackingSection(vote_kinds=[]), LABELS)
+    a = tr.update(dets(("vegetable", 100, 100, 150, 150, 0.8)), 0.0)
+    b = tr.update(dets(("raw_meat", 101, 100, 151, 150, 0.7)), 0.2)
+    assert b.data["class_name"].tolist() == ["raw_meat"] and b.tracker_id[0] != a.tracker_id[0]
+
+
 def test_without_a_label_map_every_label_stays() -> None:
     out = Tracker().update(
         dets(("vegetable", 100, 100, 150, 150, 0.9), ("raw_seafood", 101, 100, 151, 151, 0.8)), 0.0
