@@ -4,6 +4,7 @@ Layout of ``models/<name>-<version>/`` (shared by training, which writes it, the
 and the dashboard's registry, which lists and serves it)::
 
     model.onnx     the detector, static input size
+    food_classifier.onnx   optional: re-reads each food box's category from a crop (card.food_classifier)
     labels.json    [{"id": 0, "name": "board_red", "kind": "board", "attribute": "red"}, ...]
     card.json      ModelCard below (machine-readable)
     README.md      the same card for people, with metrics tables and training curves
@@ -21,6 +22,7 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # the models thi
 MODEL_FILE = "model.onnx"
 LABELS_FILE = "labels.json"
 CARD_FILE = "card.json"
+FOOD_CLASSIFIER_FILE = "food_classifier.onnx"
 EMPTY = "empty"  # the attribute of a container class that holds no food
 
 
@@ -36,6 +38,26 @@ class LabelInfo(BaseModel):
     name: str
     kind: Kind
     attribute: str | None = None  # board colour, food category, or EMPTY for a container without food
+
+
+class FoodClassifierCard(BaseModel):
+    """The optional second stage: a crop classifier that re-reads the category of each food box.
+
+    Its input is the box grown by ``context`` around its centre (clipped to the frame), cut from the
+    camera frame at full resolution and resized to ``input_size`` square, RGB in 0..1; its output, one
+    probability per name in ``classes`` (food classes of the detector). The detector sees food at a
+    fraction of the frame's pixels and judges its category with the scene around it; the crop is the food
+    alone, at the camera's resolution."""
+
+    model_config = ConfigDict(extra="allow")
+
+    file: str = FOOD_CLASSIFIER_FILE
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the classifier's ONNX file")
+    input_size: int = Field(gt=0, description="square input, pixels")
+    context: float = Field(1.2, ge=1.0, description="the crop is the box grown by this around its centre")
+    classes: list[str] = Field(min_length=2, description="output order; each a food class of the detector")
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelCard(BaseModel):
@@ -55,6 +77,7 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     latency_ms: dict[str, float] = Field(default_factory=dict)
+    food_classifier: FoodClassifierCard | None = None
 
     @property
     def ref(self) -> str:

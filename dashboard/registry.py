@@ -127,6 +127,10 @@ def check_archive(blob: bytes) -> CheckedArchive:
         raise RegistryError(
             f"{LABELS_FILE} lists {[x.name for x in labels]}, {CARD_FILE} classes are {card.classes}"
         )
+    if (spec := card.food_classifier) is not None:
+        digest = hashlib.sha256(member(spec.file)).hexdigest()
+        if digest != spec.sha256:
+            raise RegistryError(f"{spec.file} has sha256 {digest}, but {CARD_FILE} says {spec.sha256}")
     for field, value, limit in (("name", card.name, 64), ("version", card.version, 32)):
         if len(value) > limit or not _REF_RE.match(value):
             raise RegistryError(

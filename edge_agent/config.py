@@ -61,6 +61,14 @@ class ModelSection(_Strict):
         lt=1,
         description="class-wise NMS overlap; a stacked pair's two container boxes overlap 0.5-0.65",
     )
+    food_classifier_at: float | None = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="with a model folder that has a food classifier (card.food_classifier), a food box "
+        "takes the classifier's category where it gives it at least this probability; null: the "
+        'detector\'s category stands (docs/edge.md, "The food classifier")',
+    )
     download_dir: Path = Field(Path("models"), description="where switch_model unpacks downloaded models")
     rollback_errors: int = Field(
         5, ge=1, description="roll back by itself after this many processing errors right after a switch"

@@ -26,6 +26,7 @@ import onnxruntime as ort
 import supervision as sv
 
 from brightkitchen.model_card import CARD_FILE, LABELS_FILE, MODEL_FILE, LabelInfo, ModelCard, file_sha256
+from edge_agent.food_classifier import FoodClassifier, cpu_session
 from edge_agent.tracking import iou_matrix
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,24 @@ def class_thresholds(labels: list[LabelInfo], confidence: float, by_kind: Mappin
 class Detector:
     """One ONNX Runtime session for a model folder; safe to share between camera threads."""
 
-    def __init__(self, folder: Path, session: ort.InferenceSession, card: ModelCard, labels: list[LabelInfo]):
+    def __init__(
+        self,
+        folder: Path,
+        session: ort.InferenceSession,
+        card: ModelCard,
+        labels: list[LabelInfo],
+        food_classifier: FoodClassifier | None = None,
+    ):
         self.folder = folder
+        self.food_classifier = food_classifier
+        self.class_ids = {label.name: label.id for label in labels}
         self.session = session
         self.card = card
         self.labels = labels
         self.class_names = np.array([label.name for label in labels])
         self._input_name = session.get_inputs()[0].name
         self.last_inference_ms = 0.0
+        self.last_reread_ms = 0.0
         _, _, self.input_height, self.input_width = session.get_inputs()[0].shape
 
     @classmethod
@@ -124,30 +135,40 @@ class Detector:
                 raise ModelLoadError(
                     f"model folder {folder}: model.onnx sha256 {digest[:12]}… != {want[:12]}…"
                 )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Idle pool threads would spin-wait after every run: at 5 fps that burned ~3x the CPU of the
-        # inference itself (bench/edge_throughput.py), CPU that a box's other cameras need.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            session = ort.InferenceSession(str(folder / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
+            session = cpu_session(folder / MODEL_FILE, threads)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelLoadError(
                 f"model folder {folder}: ONNX Runtime cannot load model.onnx: {exc}"
             ) from exc
         if [x.name for x in labels] != card.classes:
             raise ModelLoadError(f"model folder {folder}: labels.json and card.json list different classes")
+        classifier = cls._load_food_classifier(folder, card, labels)
         log.info(
-            "loaded model %s (%dx%d, %d classes, %d threads)",
+            "loaded model %s (%dx%d, %d classes, %d threads%s)",
             card.ref,
             card.input_width,
             card.input_height,
             len(labels),
             threads,
+            ", with a food classifier" if classifier else "",
         )
-        return cls(folder, session, card, labels)
+        return cls(folder, session, card, labels, classifier)
+
+    @staticmethod
+    def _load_food_classifier(
+        folder: Path, card: ModelCard, labels: list[LabelInfo]
+    ) -> FoodClassifier | None:
+        spec = card.food_classifier
+        if spec is None:
+            return None
+        food = {x.name for x in labels if x.kind == "food"}
+        if unknown := [name for name in spec.classes if name not in food]:
+            raise ModelLoadError(f"model folder {folder}: food classifier classes {unknown} are not food")
+        try:
+            return FoodClassifier.load(folder, spec)
+        except Exception as exc:  # a missing file, a wrong hash, or onnxruntime's own untyped errors
+            raise ModelLoadError(f"model folder {folder}: food classifier: {exc}") from exc
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """BGR frame → 1x3xHxW float32 RGB tensor in 0..1, and how it was letterboxed."""
@@ -173,6 +194,16 @@ class Detector:
         (raw,) = self.session.run(None, {self._input_name: tensor})
         self.last_inference_ms = (time.perf_counter() - t0) * 1000
         return self.postprocess(raw, box, frame.shape[:2], confidence, iou, max_det, multi_label)
+
+    def reread_food(self, frame: np.ndarray, dets: sv.Detections, sure: float | None) -> sv.Detections:
+        """``dets`` with food categories re-read by the folder's food classifier where it is at least
+        ``sure`` (unchanged without a classifier, or with ``sure`` None); its time in ``last_reread_ms``."""
+        self.last_reread_ms = 0.0
+        if self.food_classifier is None or sure is None or not len(dets):
+            return dets
+        out = self.food_classifier.reread(frame, dets, self.class_ids, sure)
+        self.last_reread_ms = self.food_classifier.last_ms
+        return out
 
     def postprocess(
         self,

@@ -130,8 +130,9 @@ class CameraPipeline:
 
     def _detect(self, tracker: Tracker, frame: Frame, detector: Detector) -> sv.Detections:
         raw = detector.detect(frame.image, confidence=self._floors, iou=self.cfg.model.iou)
+        raw = detector.reread_food(frame.image, raw, self.cfg.model.food_classifier_at)
         self.frames_detected += 1
-        self.inference_ms_total += detector.last_inference_ms
+        self.inference_ms_total += detector.last_inference_ms + detector.last_reread_ms
         return tracker.update(raw, frame.t)
 
     def _hits(self, dets: sv.Detections, frame: Frame) -> list[Hit]:

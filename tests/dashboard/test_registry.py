@@ -74,6 +74,20 @@ def _relabelled(folder: Path) -> Path:
     return folder
 
 
+def _with_classifier(folder: Path, data: bytes | None) -> Path:
+    """A card naming a food classifier whose sha256 is that of b"classifier"; its file holds ``data``."""
+    card = json.loads((folder / "card.json").read_text())
+    card["food_classifier"] = {
+        "sha256": hashlib.sha256(b"classifier").hexdigest(),
+        "input_size": 96,
+        "classes": ["raw_meat", "cooked_food"],
+    }
+    (folder / "card.json").write_text(json.dumps(card))
+    if data is not None:
+        (folder / "food_classifier.onnx").write_bytes(data)
+    return folder
+
+
 def _without_card(folder: Path) -> Path:
     (folder / "card.json").unlink()
     return folder
@@ -85,8 +99,10 @@ def _without_card(folder: Path) -> Path:
         (_tampered, "sha256"),
         (_relabelled, "labels.json lists"),
         (_without_card, "card.json is missing"),
+        (lambda f: _with_classifier(f, b"tampered"), "food_classifier.onnx has sha256"),
+        (lambda f: _with_classifier(f, None), "food_classifier.onnx is missing"),
     ],
-    ids=["model-sha256", "classes", "no-card"],
+    ids=["model-sha256", "classes", "no-card", "classifier-sha256", "no-classifier"],
 )
 def test_bad_archives_are_refused(
     login, tenants, make_model_folder, spoil: Callable[[Path], Path], expected: str
@@ -237,3 +253,9 @@ def test_download_streams_an_archive_larger_than_a_chunk(
     assert got.headers["content-disposition"] == 'attachment; filename="tiny-4.0.0.tar.gz"'
     (archive,) = opened
     assert len(archive.reads) >= 3 and max(archive.reads) <= DOWNLOAD_CHUNK_BYTES and archive.closed
+
+
+def test_a_folder_with_its_food_classifier_is_accepted(login, tenants, make_model_folder) -> None:
+    ml = login("ml")
+    r = upload(ml, tar_gz(_with_classifier(make_model_folder(), b"classifier")), report=False)
+    assert r.status_code == 201, r.text
