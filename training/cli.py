@@ -374,6 +374,175 @@ def compare_cmd(
     raise typer.Exit(0 if verdict.promote else 1)
 
 
+# --- food classifier -------------------------------------------------------------------------------------
+
+
+def _check_food_datasets(datasets: list[Path], hint: str) -> None:
+    """Each dataset must have a data.yaml and food boxes; a clear error naming the option otherwise."""
+    from training.food_classifier import check_dataset
+
+    for dataset in datasets:
+        try:
+            check_dataset(dataset)
+        except (FileNotFoundError, ValueError) as exc:
+            raise typer.BadParameter(str(exc), param_hint=hint) from None
+
+
+@app.command("food-classifier")
+def food_classifier_cmd(
+    data: Annotated[
+        list[Path],
+        typer.Option(help="YOLO dataset (data.yaml) whose true food boxes are the training crops; repeat."),
+    ],
+    val: Annotated[
+        list[Path],
+        typer.Option(
+            help="YOLO dataset for validation, rendered from seeds not in --data: picks the best epoch and "
+            "measures the accuracy; repeat."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Run folder to create: crops/, weights/, train.log, food_classifier.onnx and "
+            "food_classifier.json (what attach-classifier puts on the card)."
+        ),
+    ],
+    epochs: Annotated[int, typer.Option(min=1)] = 25,
+    imgsz: Annotated[int, typer.Option(min=16, help="Square input of the classifier, pixels.")] = 96,
+    batch: Annotated[int, typer.Option(min=1)] = 64,
+    weights: Annotated[
+        Path | None, typer.Option(help="Start from these classifier .pt weights instead of from scratch.")
+    ] = None,
+    context: Annotated[
+        float, typer.Option(min=1.0, help="Crop the box grown by this around its centre, as the edge will.")
+    ] = 1.2,
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader processes.")] = 2,
+) -> None:
+    """Train the food classifier (a model folder's optional second stage) on crops of true food boxes.
+
+    The detector judges a small piece of food with the scene around it; the classifier sees the food alone.
+
+    At the edge it re-reads a food box's category where it is sure; crops are cut as the edge cuts them.
+
+    Prints the val accuracy of the exported ONNX, run as the edge runs it, and the path of the ONNX file.
+
+    Example:
+    brightkitchen train food-classifier --data data/synth-a --data data/synth-b \\
+      --val data/synth-c --out runs/fc-1
+    """
+    from training.food_classifier import train_food_classifier
+
+    if out.exists():
+        raise typer.BadParameter(f"{out} already exists: choose a new run folder", param_hint="--out")
+    _check_food_datasets(data, "--data")
+    _check_food_datasets(val, "--val")
+    if weights is not None and not weights.is_file():
+        raise typer.BadParameter(f"{weights} does not exist", param_hint="--weights")
+    result = train_food_classifier(data, val, out, epochs, imgsz, batch, weights, context, workers)
+    crops = ", ".join(f"{k} {v}" for k, v in result.crops["train"].items())
+    typer.echo(f"train crops: {crops}")
+    typer.echo(
+        f"val top-1 {result.val_top1:.3f} on {sum(result.crops['val'].values())} crops "
+        f"(through ONNX, as the edge reads them); epochs run: {result.epochs}"
+    )
+    typer.echo(f"classifier: {result.onnx}")
+
+
+@app.command("attach-classifier")
+def attach_classifier_cmd(
+    model: Annotated[Path, typer.Option(help="Model folder to start from (models/<name>-<version>).")],
+    classifier: Annotated[Path, typer.Option(help="Run folder of `train food-classifier`.")],
+    out: Annotated[Path, typer.Option(help="Model folder to create, e.g. models/bk-detector-0.6.1.")],
+    version: Annotated[str, typer.Option(help="Version on the new folder's card.")],
+) -> None:
+    """Make a new model folder: a copy of --model with the classifier as its food_classifier.onnx.
+
+    model.onnx and its sha256 stay; the card gets the classifier, a new version and date; README.md too.
+
+    The new folder is loaded once as the edge loads it; it is removed again if that fails.
+
+    Example:
+    brightkitchen train attach-classifier --model models/bk-detector-0.6.0 \\
+      --classifier runs/fc-1 --out models/bk-detector-0.6.1 --version 0.6.1
+    """
+    from brightkitchen.model_card import CARD_FILE
+    from edge_agent.detector import ModelLoadError
+    from training.export import food_classifier_line
+    from training.food_classifier import attach_food_classifier
+
+    if out.exists():
+        raise typer.BadParameter(f"{out} already exists: choose a new model folder", param_hint="--out")
+    if not (model / CARD_FILE).exists():
+        raise typer.BadParameter(f"{model} is not a model folder (no {CARD_FILE})", param_hint="--model")
+    try:
+        card = attach_food_classifier(model, classifier, out, version)
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--classifier") from None
+    except ModelLoadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    assert card.food_classifier is not None
+    typer.echo(f"{out}: {card.ref}, {food_classifier_line(card.food_classifier)}")
+
+
+@app.command("eval-food")
+def eval_food_cmd(
+    model: Annotated[Path, typer.Option(help="Model folder with a food classifier (attach-classifier).")],
+    data: Annotated[
+        Path, typer.Option(help="Held-out YOLO dataset: a seed neither the detector nor classifier saw.")
+    ],
+    sure: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="The classifier's category replaces the detector's where its probability is at least this "
+            "(the edge's model.food_classifier_at).",
+        ),
+    ] = 0.8,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here.")] = None,
+) -> None:
+    """Food categories of a dataset's true food boxes as read by the detector, the classifier and both.
+
+    Each true box is matched to the detector's best food box (IoU >= 0.5 at confidence 0.25).
+
+    Prints each reading's accuracy on the boxes the detector found, and one confusion table per reading.
+
+    Also how many boxes the combination re-read, fixed and broke: to judge a classifier and a --sure.
+
+    Example:
+    brightkitchen train eval-food --model models/bk-detector-0.6.1 \\
+      --data data/synth-9001
+    """
+    import json
+
+    from brightkitchen.model_card import ModelCard
+    from training.evaluate import data_seed, training_seeds
+    from training.food_classifier import classifier_seeds, evaluate_food_classifier, format_food_eval
+
+    try:
+        card = ModelCard.read(model)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"{model}: {exc}", param_hint="--model") from None
+    if card.food_classifier is None:
+        raise typer.BadParameter(
+            f"{model} has no food classifier (card.food_classifier)", param_hint="--model"
+        )
+    _check_food_datasets([data], "--data")
+    seed = data_seed(data)
+    if seed is not None and seed in training_seeds(model) | classifier_seeds(card):
+        raise typer.BadParameter(
+            f"{data} was rendered with seed {seed}, on which {model}'s detector or food classifier was "
+            "trained or validated",
+            param_hint="--data",
+        )
+    result = evaluate_food_classifier(model, data, sure)
+    typer.echo(format_food_eval(result))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
 # --- real data ---------------------------------------------------------------------------------------------
 
 

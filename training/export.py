@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from brightkitchen.model_card import CARD_FILE, LABELS_FILE, MODEL_FILE, ModelCard, file_sha256
+from brightkitchen.model_card import (
+    CARD_FILE,
+    LABELS_FILE,
+    MODEL_FILE,
+    FoodClassifierCard,
+    ModelCard,
+    file_sha256,
+)
 from training import offline
 from training.classes import CLASS_NAMES, label_map
 
@@ -95,6 +102,19 @@ def write_card(model_dir: Path, card: ModelCard) -> None:
     readme.write_text(render_card(card) + "\n" + NOTES_MARKER + (notes or "\n"))
 
 
+def food_classifier_line(spec: FoodClassifierCard) -> str:
+    """One line on a model folder's food classifier: file, size, hash, input, classes, val accuracy."""
+    size = (spec.model_extra or {}).get("size_bytes")
+    top1 = spec.metrics.get("val_top1")
+    return (
+        f"food classifier: `{spec.file}`"
+        + (f", {size / 1e6:.1f} MB" if size else "")
+        + f", sha256 `{spec.sha256[:16]}…`, input {spec.input_size}x{spec.input_size} "
+        f"(the box grown x{spec.context}, squashed), classes ({len(spec.classes)}): {', '.join(spec.classes)}"
+        + (f"; val top-1 {top1:.3f}" if top1 is not None else "")
+    )
+
+
 def render_card(card: ModelCard) -> str:
     """The model card as Markdown."""
     t = card.training
@@ -116,6 +136,8 @@ def render_card(card: ModelCard) -> str:
             "- CPU latency per 640x360 frame, median (letterbox + inference + NMS): "
             + ", ".join(f"{v} ms ({k.replace('_', ' ')})" for k, v in card.latency_ms.items())
         )
+    if card.food_classifier is not None:
+        lines.append("- " + food_classifier_line(card.food_classifier))
     if t:
         lines += ["", "## Training", ""]
         keys = ("machine", "train_seconds", "weights", "epochs", "imgsz", "batch", "arch", "train_arguments")
