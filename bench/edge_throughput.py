@@ -26,7 +26,7 @@ Then ``cameras``: N simulated 5-fps cameras (the clips looped and paced in real 
 one shared detector session, one ``CameraWorker`` thread each as in the agent (evidence on, no MQTT),
 N = 1, 2, 4, 6, … until a camera cannot keep ``--fps`` (fewer than 95 % of its frames in the window).
 
-    .venv/bin/python bench/edge_throughput.py --model models/bk-detector-0.6.0 --clips data/clips-heldout
+    .venv/bin/python bench/edge_throughput.py --model models/bk-detector-0.7.0 --clips data/clips-heldout
 """
 
 from __future__ import annotations

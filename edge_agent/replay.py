@@ -5,7 +5,7 @@ onset latency with it. Times are seconds from the start of the video.
 
 Example::
 
-    events = replay_video(Path("clip.mp4"), Path("models/bk-detector-0.6.0"))
+    events = replay_video(Path("clip.mp4"), Path("models/bk-detector-0.7.0"))
     print(events[0].as_dict())   # {"event_id": ..., "rule": "board_misuse", "start": 4.2, ...}
 """
 

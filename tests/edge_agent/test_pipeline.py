@@ -164,5 +164,8 @@ def test_a_food_misread_for_moments_under_a_hand_stays_what_it_was(model_dir: Pa
     (alert,) = _board_alerts(video, model_dir)
     assert alert["details"]["food"] == "raw_seafood"
     assert truth["start"] <= alert["alert"] <= truth["start"] + 3.0 + 1.0
-    each_frame = _board_alerts(video, model_dir, tracking={"vote_kinds": []})
+    # each reading its own class, and the food classifier off (it reads the tomatoes right by itself)
+    each_frame = _board_alerts(
+        video, model_dir, model={"food_classifier_at": None}, tracking={"vote_kinds": []}
+    )
     assert [a["details"]["food"] for a in each_frame] == ["raw_meat", "raw_seafood"]
