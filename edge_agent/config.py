@@ -69,6 +69,14 @@ class ModelSection(_Strict):
         "takes the classifier's category where it gives it at least this probability; null: the "
         'detector\'s category stands (docs/edge.md, "The food classifier")',
     )
+    food_classifier_vouch_at: float | None = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="where the food classifier gives a food box's category at least this probability, a "
+        "weaker score is raised to tracking.high_confidence, so that small food the detector barely sees "
+        "starts a track; null: scores are the detector's",
+    )
     download_dir: Path = Field(Path("models"), description="where switch_model unpacks downloaded models")
     rollback_errors: int = Field(
         5, ge=1, description="roll back by itself after this many processing errors right after a switch"

@@ -195,13 +195,22 @@ class Detector:
         self.last_inference_ms = (time.perf_counter() - t0) * 1000
         return self.postprocess(raw, box, frame.shape[:2], confidence, iou, max_det, multi_label)
 
-    def reread_food(self, frame: np.ndarray, dets: sv.Detections, sure: float | None) -> sv.Detections:
+    def reread_food(
+        self,
+        frame: np.ndarray,
+        dets: sv.Detections,
+        sure: float | None,
+        vouch_at: float | None = None,
+        vouched_score: float = 0.5,
+    ) -> sv.Detections:
         """``dets`` with food categories re-read by the folder's food classifier where it is at least
-        ``sure`` (unchanged without a classifier, or with ``sure`` None); its time in ``last_reread_ms``."""
+        ``sure``, and weak scores of food it is ``vouch_at`` sure of raised to ``vouched_score``
+        (``FoodClassifier.reread``); unchanged without a classifier or with ``sure`` None. Its time in
+        ``last_reread_ms``."""
         self.last_reread_ms = 0.0
         if self.food_classifier is None or sure is None or not len(dets):
             return dets
-        out = self.food_classifier.reread(frame, dets, self.class_ids, sure)
+        out = self.food_classifier.reread(frame, dets, self.class_ids, sure, vouch_at, vouched_score)
         self.last_reread_ms = self.food_classifier.last_ms
         return out
 

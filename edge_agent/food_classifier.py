@@ -5,7 +5,8 @@ scene around it, and reads pale raw chicken as cooked food or cooked food as raw
 7003-011, 7008-015). The classifier sees the food alone, cut from the frame at the camera's resolution,
 and was trained on nothing else (``brightkitchen train food-classifier``). A food box takes the classifier's
 category where the classifier is sure of it (``model.food_classifier_at``); its score, the detector's
-confidence that food is there, stays.
+confidence that food is there, stays, unless the classifier is all but certain of the box's category
+(``model.food_classifier_vouch_at``): then a weak score is raised to what starts a track.
 """
 
 from __future__ import annotations
@@ -76,15 +77,24 @@ class FoodClassifier:
         return out[0]
 
     def reread(
-        self, frame: np.ndarray, dets: sv.Detections, class_ids: Mapping[str, int], sure: float
+        self,
+        frame: np.ndarray,
+        dets: sv.Detections,
+        class_ids: Mapping[str, int],
+        sure: float,
+        vouch_at: float | None = None,
+        vouched_score: float = 0.5,
     ) -> sv.Detections:
         """``dets`` with each box of a class the classifier knows relabelled where it gives another of its
-        classes at least ``sure``; ``class_ids``: the detector's class id by name."""
+        classes at least ``sure``; ``class_ids``: the detector's class id by name. Where the box's category
+        is the one the classifier gives at least ``vouch_at``, a score below ``vouched_score`` is raised to
+        it: small food that the detector barely sees but the crop shows plainly."""
         t0 = time.perf_counter()
         names = list(self.card.classes)
         food = np.isin(dets.data["class_name"], names) if len(dets) else np.zeros(0, bool)
         changed = False
         class_id, class_name = dets.class_id.copy(), dets.data["class_name"].copy()
+        confidence = dets.confidence.copy()
         for i in np.flatnonzero(food):
             crop = food_crop(frame, dets.xyxy[i], self.card.context)
             if min(crop.shape[:2]) < self.MIN_SIDE_PX:
@@ -95,12 +105,16 @@ class FoodClassifier:
                 class_id[i] = class_ids[names[best]]
                 class_name[i] = names[best]
                 changed = True
+            vouched = vouch_at is not None and p[best] >= vouch_at and names[best] == class_name[i]
+            if vouched and confidence[i] < vouched_score:
+                confidence[i] = vouched_score
+                changed = True
         self.last_ms = (time.perf_counter() - t0) * 1000
         if not changed:
             return dets
         return sv.Detections(
             xyxy=dets.xyxy,
-            confidence=dets.confidence,
+            confidence=confidence,
             class_id=class_id,
             data={**dets.data, "class_name": class_name},
         )

@@ -130,7 +130,14 @@ class CameraPipeline:
 
     def _detect(self, tracker: Tracker, frame: Frame, detector: Detector) -> sv.Detections:
         raw = detector.detect(frame.image, confidence=self._floors, iou=self.cfg.model.iou)
-        raw = detector.reread_food(frame.image, raw, self.cfg.model.food_classifier_at)
+        model = self.cfg.model
+        raw = detector.reread_food(
+            frame.image,
+            raw,
+            model.food_classifier_at,
+            model.food_classifier_vouch_at,
+            self.cfg.tracking.high_confidence,
+        )
         self.frames_detected += 1
         self.inference_ms_total += detector.last_inference_ms + detector.last_reread_ms
         return tracker.update(raw, frame.t)

@@ -90,3 +90,17 @@ def test_a_food_classifier_of_other_classes_is_refused(
     (folder / "card.json").write_text(json.dumps(card))
     with pytest.raises(ModelLoadError, match=r"food classifier classes \['board_red'\] are not food"):
         Detector.load(folder)
+
+
+def test_small_food_the_classifier_vouches_for_starts_its_episode(
+    detector: Detector, model_dir: Path, tmp_path: Path
+) -> None:
+    """Held-out clip 7012-006: a 28x30 px piece of raw seafood on the red board from 13.5 s, which the
+    detector reads at 0.2-0.4 (as raw meat or raw seafood), too weak to start a track: missed. The
+    classifier, all but certain it is raw seafood, raises its score to what starts one."""
+    video, truth = _held_out_clip(6, tmp_path, seed=7012)
+    assert (truth["board_colour"], truth["food"]) == ("red", "raw_seafood")
+    (alert,) = _board_alerts(video, model_dir)
+    assert alert["details"] == {"board_colour": "red", "food": "raw_seafood"}
+    assert truth["start"] <= alert["alert"] <= truth["end"]
+    assert _board_alerts(video, model_dir, model={"food_classifier_vouch_at": None}) == []
