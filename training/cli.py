@@ -493,14 +493,14 @@ def eval_food_cmd(
         Path, typer.Option(help="Held-out YOLO dataset: a seed neither the detector nor classifier saw.")
     ],
     sure: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             max=1.0,
             help="The classifier's category replaces the detector's where its probability is at least this "
-            "(the edge's model.food_classifier_at).",
+            "(the edge's model.food_classifier_at; default: the edge's default).",
         ),
-    ] = 0.8,
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here.")] = None,
 ) -> None:
     """Food categories of a dataset's true food boxes as read by the detector, the classifier and both.
@@ -537,7 +537,7 @@ def eval_food_cmd(
             "trained or validated",
             param_hint="--data",
         )
-    result = evaluate_food_classifier(model, data, sure)
+    result = evaluate_food_classifier(model, data, *([] if sure is None else [sure]))
     typer.echo(format_food_eval(result))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")

@@ -40,20 +40,22 @@ from brightkitchen.model_card import (
     ModelCard,
     file_sha256,
 )
+from edge_agent.config import ModelSection
 from edge_agent.detector import Detector, ModelLoadError
 from edge_agent.food_classifier import FoodClassifier, food_crop
 from edge_agent.tracking import iou_matrix
 from training import offline
 from training.classes import FOOD_CATEGORIES
-from training.evaluate import dataset_images, label_path
+from training.evaluate import dataset_images, label_path, read_labels
 from training.export import write_card
 
 log = logging.getLogger(__name__)
 ARCH = "yolo11n-cls.yaml"
 OPSET = 18
 RESULT_FILE = "food_classifier.json"  # in the run folder: what `attach` puts on the card
+EDGE_SURE: float = ModelSection.model_fields["food_classifier_at"].default  # the edge's default
 MIN_SIDE_PX = FoodClassifier.MIN_SIDE_PX  # thinner crops are neither trained on nor read at the edge
-FoodBox = tuple[int, str, tuple[float, float, float, float]]  # label line, class name, cx cy w h (0..1)
+FoodBox = tuple[int, str, np.ndarray]  # label row, class name, x0 y0 x1 y1 as shares of the image (0..1)
 
 
 # --- crops ------------------------------------------------------------------------------------------------
@@ -68,16 +70,14 @@ def food_labels(dataset: Path) -> dict[Path, list[FoodBox]]:
     names = yaml_names(yaml_path) or []
     found: dict[Path, list[FoodBox]] = {}
     for image in dataset_images(dataset, "all"):
-        labels = label_path(image)
-        lines = labels.read_text().splitlines() if labels.exists() else []
-        boxes = []
-        for k, line in enumerate(lines):
-            parts = line.split()
-            if len(parts) == 5 and int(parts[0]) < len(names) and names[int(parts[0])] in FOOD_CATEGORIES:
-                cx, cy, w, h = (float(p) for p in parts[1:])
-                boxes.append((k, names[int(parts[0])], (cx, cy, w, h)))
-        if boxes:
-            found[image] = boxes
+        classes, boxes = read_labels(label_path(image), 1, 1)
+        food = [
+            (k, names[c], boxes[k])
+            for k, c in enumerate(classes)
+            if c < len(names) and names[c] in FOOD_CATEGORIES
+        ]
+        if food:
+            found[image] = food
     return found
 
 
@@ -90,13 +90,10 @@ def check_dataset(dataset: Path) -> int:
     return count
 
 
-def pixel_xyxy(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> np.ndarray:
-    """A normalised ``cx cy w h`` box → corners in the pixels of an image of this shape."""
+def pixel_xyxy(box: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A box in shares of the image → corners in the pixels of an image of this shape."""
     height, width = shape[:2]
-    cx, cy, w, h = box
-    return np.array(
-        [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
-    )
+    return box * np.array([width, height, width, height], dtype=box.dtype)
 
 
 def _read(image: Path) -> np.ndarray:
@@ -367,7 +364,7 @@ READINGS = ("detector", "classifier", "combined")
 NONE = "none"  # the detector found no food box at IoU >= 0.5 (or the crop was too thin to classify)
 
 
-def evaluate_food_classifier(model_dir: Path, dataset: Path, sure: float = 0.8) -> dict[str, Any]:
+def evaluate_food_classifier(model_dir: Path, dataset: Path, sure: float = EDGE_SURE) -> dict[str, Any]:
     """The category of every true food box of a YOLO dataset as read by the detector (its best food box at
     IoU >= 0.5, at confidence 0.25), the classifier and both combined as at the edge (the classifier's
     category where it is at least ``sure``).

@@ -22,7 +22,6 @@ from training.food_classifier import (
     attach_food_classifier,
     crop_food,
     evaluate_food_classifier,
-    pixel_xyxy,
 )
 from training.synth.stills import write_dataset
 
@@ -91,8 +90,10 @@ def test_crop_food_cuts_every_food_box_as_the_edge_does(data: dict[str, Path], t
     )
     name = names[int(parts[0])]
     image = cv2.imread(str(data["train"] / "images" / "train" / f"{label.stem}.jpg"))
-    box = tuple(float(v) for v in parts[1:])
-    want = food_crop(image, pixel_xyxy(box, image.shape), 1.2)  # type: ignore[arg-type]
+    cx, cy, w, h = (float(v) for v in parts[1:])
+    height, width = image.shape[:2]
+    box = np.array([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height])
+    want = food_crop(image, box, 1.2)
     got = cv2.imread(str(tmp_path / "train" / name / f"train_{label.stem}_{line}.png"))
     assert got is not None and np.array_equal(got, want)
 
